@@ -1,0 +1,18 @@
+"""Every differentiable operation, forward and backward side by side, grouped by kind.
+
+    math        elementwise arithmetic, exp/log/pow/where/maximum, comparisons
+    reduce      sum, mean, max, min, var, std, logsumexp, argmax
+    shape       reshape, transpose, permute, getitem, concat/stack/split, pad
+    linalg      matmul, linear (x @ W + b fused)
+    activation  sigmoid, tanh, relu, ..., softmax, log_softmax
+    loss        fused, numerically stable losses
+"""
+from .activation import elu, gelu, leaky_relu, log_softmax, relu, selu, sigmoid, silu, softmax, softplus, swish, tanh
+from .linalg import linear, matmul
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, categorical_cross_entropy, huber, mae,
+                   mse, softmax_cross_entropy, sparse_categorical_cross_entropy, sparse_softmax_cross_entropy)
+from .math import (abs, add, clip, div, eq, exp, ge, gt, le, log, log1p, lt, maximum, minimum, mul, ne, neg, pow,
+                   sign, sqrt, square, sub, where)
+from .reduce import argmax, argmin, logsumexp, max, mean, min, std, sum, var
+from .shape import concat, expand, flatten, getitem, pad, permute, reshape, split, squeeze, stack, transpose, unsqueeze
+from . import tensor_methods  # noqa: F401  (gives Tensor its operators and methods)
