@@ -106,7 +106,9 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
                          "worst_index": tuple(int(k) for k in worst),
                          "analytic": float(analytic[worst]) if x.size else 0.0,
                          "numeric": float(numeric[worst]) if x.size else 0.0})
-    report = GradcheckReport(getattr(fn, "__name__", "fn"), rows)
+    made_by = ", ".join(sorted({o.op for o in out if o.op}))
+    name = getattr(fn, "__name__", "fn") + (f" (output of op {made_by})" if made_by else "")
+    report = GradcheckReport(name, rows)
     if raise_exception and not report.ok:
         raise GradcheckError(report)
     return report
