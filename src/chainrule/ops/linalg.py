@@ -29,10 +29,11 @@ def matmul(a, b):
     b2 = bd[:, None] if b.ndim == 1 else bd
 
     def backward(g):
-        if a.ndim == 1:
-            g = g[..., None, :]
+        # restore the dropped axes, b's first: a 1-D @ 1-D gradient is 0-d and has no last axis yet
         if b.ndim == 1:
             g = g[..., None]
+        if a.ndim == 1:
+            g = g[..., None, :]
         ga = gb = None
         if a.requires_grad:
             ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)

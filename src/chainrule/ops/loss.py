@@ -155,7 +155,7 @@ def softmax_cross_entropy(logits, target, reduction="mean"):
     """-sum_c t_c log softmax(x)_c over the last axis, fused;  d/dx = softmax(x) sum(t) - t
     (= softmax(x) - t for one-hot t), d/dt = -log softmax(x)."""
     logits, target = operands(logits, target)
-    _check_onehot("categorical_cross_entropy", logits, target)
+    _check_onehot("softmax_cross_entropy", logits, target)
     x, t = logits.data, target.data
     shifted = x - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
@@ -174,7 +174,7 @@ def softmax_cross_entropy(logits, target, reduction="mean"):
 def sparse_softmax_cross_entropy(logits, labels, reduction="mean"):
     """-log softmax(x)_label over the last axis, fused;  d/dx = softmax(x) - onehot(label)."""
     logits = as_tensor(logits)
-    lab = _labels("sparse_categorical_cross_entropy", logits, labels)
+    lab = _labels("sparse_softmax_cross_entropy", logits, labels)
     x = logits.data
     shifted = x - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
