@@ -7,6 +7,11 @@ Low level, like PyTorch::
     loss = (cr.tensor([[1.0, 2.0, 3.0]]) @ w).relu().sum()
     loss.backward()
     w.grad          # d loss / d w, a NumPy array
+
+High level, like Keras (``from chainrule import layers, models, optimizers, losses``)::
+
+    model = models.Sequential([layers.Input((784,)), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
 import numpy as _np
 
@@ -22,3 +27,15 @@ float32 = _np.float32
 float64 = _np.float64
 
 __version__ = "0.1.0"
+
+# The Keras-level modules load on first use (`cr.layers`, or `from chainrule import layers`),
+# so `import chainrule` stays as light as the engine.
+_LAZY = {"activations", "callbacks", "data", "datasets", "initializers", "io", "layers", "losses", "metrics",
+         "models", "optimizers", "regularizers", "schedules", "utils"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Data: batching for the training loop (datasets and augmentation come later)."""

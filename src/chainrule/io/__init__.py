@@ -1,0 +1,1 @@
+"""Saving and loading (weights as .npz for now)."""

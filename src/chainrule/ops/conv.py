@@ -1,0 +1,557 @@
+"""Convolutions over channels-last data: conv2d, conv1d, conv_transpose2d.
+
+Layouts are Keras's: images (batch, height, width, channels), kernels
+(kernel_height, kernel_width, in_channels, out_channels). One algorithm serves all three ops:
+
+    forward      y  = im2col(x) @ W            one strided copy, one GEMM
+    backward     dW = im2col(x)^T @ g          one GEMM
+                 dx = col2im(g @ W^T)          one GEMM, then kh*kw strided adds
+
+im2col turns every output pixel's receptive field into one row of a matrix, so a whole
+convolution becomes a single matrix product that BLAS runs at full speed. conv1d is conv2d on
+a height-1 image; conv_transpose2d runs the same pieces in the other direction (its forward
+is conv2d's input gradient, its backward conv2d's forward and weight gradient).
+
+Output length along one axis (see `conv_output_length`):
+
+    out = floor((in + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from .base import as_tensor, record
+
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "conv_output_length"]
+
+
+# ------------------------------------------------------------------ sizes and padding
+
+def _axis_padding(length, kernel, stride, padding, dilation):
+    """(before, after) padding of one axis for a padding spec of that axis."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        span = dilation * (kernel - 1) + 1
+        if padding == "same":
+            # TensorFlow's rule: out = ceil(in / stride), the smaller half of the padding first
+            out = -(-length // stride)
+            total = max((out - 1) * stride + span - length, 0)
+            return total // 2, total - total // 2
+        if padding == "causal":
+            return span - 1, 0
+        raise ValueError(f"unknown padding {padding!r}: use 'valid', 'same', 'causal' or numbers")
+    before, after = padding
+    return int(before), int(after)
+
+
+def conv_output_length(length, kernel, stride=1, padding="valid", dilation=1):
+    """Length of a convolution's output along one axis (None stays None, for unknown sizes).
+
+    `padding` is "valid" (no padding), "same" (out = ceil(length / stride), as TensorFlow),
+    "causal" (dilation * (kernel - 1) zeros before), an int p (p on both sides) or a
+    pair (before, after). Then
+
+        out = floor((length + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
+
+    e.g. conv_output_length(28, 5) == 24, conv_output_length(28, 5, padding="same") == 28,
+    conv_output_length(10, 3, stride=3) == 3. A result <= 0 means the input is too small.
+    """
+    if length is None:
+        return None
+    if isinstance(padding, numbers.Integral):
+        padding = (padding, padding)
+    before, after = _axis_padding(length, kernel, stride, padding, dilation)
+    return (length + before + after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pair(value, name, op):
+    """An int or a pair of ints (height, width), all >= 1."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= 1 for v in pair):
+        raise ValueError(f"{op}: {name} must be a positive int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _padding_2d(padding, op):
+    """A 2-D padding spec as a string or ((top, bottom), (left, right))."""
+    if isinstance(padding, str):
+        if padding in ("valid", "same"):
+            return padding
+        raise ValueError(f"{op}: padding {padding!r} is not one of 'valid', 'same', an int, a pair (ph, pw) "
+                         f"or ((top, bottom), (left, right))" + (" ('causal' is for conv1d)"
+                                                                  if padding == "causal" else ""))
+    try:
+        if isinstance(padding, numbers.Integral):
+            spec = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, numbers.Integral) for p in padding):
+            ph, pw = padding
+            spec = ((ph, ph), (pw, pw))
+        else:
+            (top, bottom), (left, right) = padding
+            spec = ((top, bottom), (left, right))
+    except (TypeError, ValueError):
+        spec = None
+    if spec is None or not all(isinstance(p, numbers.Integral) and p >= 0 for pair in spec for p in pair):
+        raise ValueError(f"{op}: padding must be 'valid', 'same', an int, a pair (ph, pw) or "
+                         f"((top, bottom), (left, right)) of non-negative ints; got {padding!r}")
+    return tuple((int(a), int(b)) for a, b in spec)
+
+
+# ------------------------------------------------------------------ geometry
+
+class _Geometry:
+    """One convolution seen from the conv2d side: (N, H, W, C) -> (N, Ho, Wo, Co).
+
+    `pads` is ((top, bottom), (left, right)); the padded input is (N, Hp, Wp, C).
+    conv_transpose2d uses the geometry of the conv2d whose input gradient it computes.
+    """
+
+    __slots__ = ("n", "h", "w", "c", "kh", "kw", "co", "sh", "sw", "dh", "dw", "pads", "ho", "wo", "hp", "wp")
+
+    def __init__(self, n, hw, c, khw, co, stride, dilation, pads, out_hw):
+        self.n, (self.h, self.w), self.c, (self.kh, self.kw), self.co = n, hw, c, khw, co
+        (self.sh, self.sw), (self.dh, self.dw), self.pads, (self.ho, self.wo) = stride, dilation, pads, out_hw
+        self.hp = self.h + pads[0][0] + pads[0][1]
+        self.wp = self.w + pads[1][0] + pads[1][1]
+
+    @property
+    def pointwise(self):
+        """A 1x1 kernel at stride 1 with no padding: the convolution is a plain matmul."""
+        return (self.kh, self.kw, self.sh, self.sw, self.ho, self.wo) == (1, 1, 1, 1, self.h, self.w) \
+            and self.pads == ((0, 0), (0, 0))
+
+
+# ------------------------------------------------------------------ the kernels
+#
+# Why this form is fast (measured on the layers of benchmarks/conv_kernels.py):
+# - The batch is processed in chunks whose im2col block is about _CHUNK_BYTES, so a block is still
+#   in cache when its GEMM reads it (and the g @ W^T block when col2im reads it): 20-40% faster than
+#   one big im2col matrix. The backward recomputes each block rather than keep the whole matrix
+#   (kh*kw times the input's size) alive between forward and backward.
+# - A block is filled by ONE copy of a strided view (N, Ho, Wo, kh, kw, C) of the padded input, into
+#   a buffer reused from chunk to chunk (no allocation, no page faults).
+# - A single-channel input (first layers) gets a tap-major block, (kh*kw, rows) in memory: one copy
+#   per tap with runs of Wo floats, where the row-major block would copy runs of kw floats (3-10x
+#   faster); BLAS reads that block transposed at no cost.
+# - At stride 1 the input gradient is itself a convolution of g (kernel flipped, its channel axes
+#   swapped, "full" padding); when C_in >= C_out that is cheaper than col2im: one im2col copy of g
+#   and one GEMM instead of a wider GEMM and kh*kw strided adds over runs of only C floats.
+
+_CHUNK_BYTES = 2 << 20
+
+
+def _chunks(geom, k):
+    """Batch ranges (n0, n1) whose im2col block (rows x k floats) is about _CHUNK_BYTES."""
+    per_image = geom.ho * geom.wo * k * 4
+    step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
+    return [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
+
+
+def _block(buf, count, geom, channels, tap_major):
+    """Two views of the im2col block of `count` images held in `buf`: the matrix
+    (rows, kh*kw*C) that the GEMMs read and the taps (kh, kw, count, Ho, Wo, C) that the copies write."""
+    rows, k = count * geom.ho * geom.wo, geom.kh * geom.kw * channels
+    flat = buf[:rows * k]
+    if tap_major:
+        taps = flat.reshape(geom.kh, geom.kw, channels, count, geom.ho, geom.wo).transpose(0, 1, 3, 4, 5, 2)
+        return flat.reshape(k, rows).T, taps
+    taps = flat.reshape(count, geom.ho, geom.wo, geom.kh, geom.kw, channels).transpose(3, 4, 0, 1, 2, 5)
+    return flat.reshape(rows, k), taps
+
+
+def _pad(x, geom):
+    """x zero-padded to (N, Hp, Wp, C); x itself when there is no padding."""
+    (top, bottom), (left, right) = geom.pads
+    if top == bottom == left == right == 0:
+        return x
+    xp = backend.array_module(x)
+    out = xp.zeros((x.shape[0], geom.hp, geom.wp, x.shape[3]), dtype=x.dtype)
+    out[:, top:top + geom.h, left:left + geom.w] = x
+    return out
+
+
+def _windows(xpad, geom):
+    """Read-only view (N, Ho, Wo, kh, kw, C) of every receptive field of the padded input."""
+    xp = backend.array_module(xpad)
+    sn, sh, sw, sc = xpad.strides
+    return xp.lib.stride_tricks.as_strided(
+        xpad, (xpad.shape[0], geom.ho, geom.wo, geom.kh, geom.kw, xpad.shape[3]),
+        (sn, sh * geom.sh, sw * geom.sw, sh * geom.dh, sw * geom.dw, sc), writeable=False)
+
+
+def _windows_matmul(xpad, geom, right=None, left=None):
+    """im2col(xpad) @ right  and  im2col(xpad)^T @ left, block by block.
+
+    im2col(xpad) is the (N*Ho*Wo, kh*kw*C) matrix of receptive fields, its columns ordered
+    (kh, kw, C) like a Keras kernel reshaped to (kh*kw*C, C_out). `right` is (kh*kw*C, C_out)
+    (a forward pass), `left` is (N*Ho*Wo, C_out) (a weight gradient). Returns both products
+    (None for the one not asked).
+    """
+    xp = backend.array_module(xpad)
+    c = xpad.shape[3]
+    k, rows = geom.kh * geom.kw * c, geom.ho * geom.wo
+    if geom.pointwise:  # the receptive fields are the pixels themselves: no copy at all
+        cols = xpad.reshape(-1, k)
+        return (None if right is None else cols @ right), (None if left is None else cols.T @ left)
+    windows = _windows(xpad, geom)
+    tap_major = c == 1
+    out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
+    wgrad = None
+    chunks = _chunks(geom, k)
+    buf = xp.empty((chunks[0][1] - chunks[0][0]) * rows * k, dtype=xpad.dtype)
+    for n0, n1 in chunks:
+        cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
+        if tap_major:
+            for i in range(geom.kh):
+                for j in range(geom.kw):
+                    taps[i, j] = windows[n0:n1, :, :, i, j]
+        else:
+            xp.copyto(cols.reshape(windows[n0:n1].shape), windows[n0:n1])
+        if right is not None:
+            xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
+        if left is not None:
+            part = cols.T @ left[n0 * rows:n1 * rows]
+            if wgrad is None:
+                wgrad = part
+            else:
+                wgrad += part
+    return out, wgrad
+
+
+def _tap_range(tap, stride, pad, n_in, n_out):
+    """Where kernel tap `tap` (already times dilation) lands along one axis: the slice of input
+    positions tap - pad + stride*h inside [0, n_in), and the slice of outputs h that put it there."""
+    offset = tap - pad
+    lo = max(0, -(offset // stride))
+    hi = min(n_out, (n_in - 1 - offset) // stride + 1)
+    if hi <= lo:
+        return None, None
+    start = offset + stride * lo
+    return slice(start, start + stride * (hi - lo - 1) + 1, stride), slice(lo, hi)
+
+
+def _col2im_matmul(grad, w2, geom):
+    """col2im(grad @ w2^T), (N, H, W, C): each receptive field's gradient added back where it came from.
+
+    `grad` is (N*Ho*Wo, C_out), `w2` (kh*kw*C, C_out). Block by block, the GEMM's rows are added
+    into dx tap by tap (kh*kw strided adds); taps that fall in the padding are skipped, so no
+    padded buffer is needed.
+    """
+    xp = backend.array_module(grad)
+    c = w2.shape[0] // (geom.kh * geom.kw)
+    dx = xp.zeros((geom.n, geom.h, geom.w, c), dtype=grad.dtype)
+    (top, _), (left, _) = geom.pads
+    places = []
+    for i in range(geom.kh):
+        rows_in, rows_out = _tap_range(i * geom.dh, geom.sh, top, geom.h, geom.ho)
+        for j in range(geom.kw):
+            cols_in, cols_out = _tap_range(j * geom.dw, geom.sw, left, geom.w, geom.wo)
+            if rows_in is not None and cols_in is not None:
+                places.append((i, j, (slice(None), rows_in, cols_in), (slice(None), rows_out, cols_out)))
+    tap_major = c == 1
+    k, rows = w2.shape[0], geom.ho * geom.wo
+    chunks = _chunks(geom, k)
+    buf = xp.empty((chunks[0][1] - chunks[0][0]) * rows * k, dtype=grad.dtype)
+    for n0, n1 in chunks:
+        cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
+        part = grad[n0 * rows:n1 * rows]
+        if tap_major:
+            xp.matmul(w2, part.T, out=cols.T)  # the (k, rows) block, written contiguously
+        else:
+            xp.matmul(part, w2.T, out=cols)
+        target = dx[n0:n1]
+        for i, j, into, source in places:
+            target[into] += taps[i, j][source]
+    return dx
+
+
+def _flipped(geom):
+    """For a stride-1 convolution, the geometry of the convolution that gives its input gradient:
+    g (N, Ho, Wo, C_out) -> dx (N, H, W, C) with padding span - 1 - pad per side; None when that
+    does not apply (stride > 1, or padding wider than the kernel's span)."""
+    spans = (geom.dh * (geom.kh - 1) + 1, geom.dw * (geom.kw - 1) + 1)
+    if (geom.sh, geom.sw) != (1, 1) or (geom.hp - spans[0] + 1, geom.wp - spans[1] + 1) != (geom.ho, geom.wo):
+        return None
+    pads = tuple((s - 1 - a, s - 1 - b) for s, (a, b) in zip(spans, geom.pads))
+    if min(min(p) for p in pads) < 0:
+        return None
+    return _Geometry(geom.n, (geom.ho, geom.wo), geom.co, (geom.kh, geom.kw), geom.c, (1, 1), (geom.dh, geom.dw),
+                     pads, (geom.h, geom.w))
+
+
+def _sum_rows(g2):
+    """g2.sum(axis=0) for a tall (rows, C_out) gradient, as a GEMV (ones @ g2): 3-15x faster than
+    NumPy's axis-0 reduction, whose inner loop runs only C_out wide, and no less accurate."""
+    xp = backend.array_module(g2)
+    return xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
+
+
+def _input_grad(grad, w2, geom):
+    """dL/dx (N, H, W, C) of a convolution with kernel matrix w2 (kh*kw*C, C_out), from g (N*Ho*Wo, C_out)."""
+    c = w2.shape[0] // (geom.kh * geom.kw)
+    if geom.pointwise:
+        # with one output channel g @ W^T is an outer product: a broadcast multiply is twice as fast as
+        # a GEMM whose inner dimension is 1
+        dx = grad * w2[:, 0] if geom.co == 1 else grad @ w2.T
+        return dx.reshape(geom.n, geom.h, geom.w, c)
+    flipped = _flipped(geom) if c >= geom.co else None
+    if flipped is None:
+        return _col2im_matmul(grad, w2, geom)
+    # dx = conv(g, W flipped in space, in/out channels swapped): W'[i, j, o, c] = W[kh-1-i, kw-1-j, c, o]
+    w_flipped = w2.reshape(geom.kh, geom.kw, c, geom.co)[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c)
+    gpad = _pad(grad.reshape(geom.n, geom.ho, geom.wo, geom.co), flipped)
+    return _windows_matmul(gpad, flipped, right=w_flipped)[0].reshape(geom.n, geom.h, geom.w, c)
+
+
+# ------------------------------------------------------------------ checks shared by the ops
+
+def _check_dtypes(op, x, w, b):
+    """The arrays of x, w, b in one float dtype (integer images take the kernel's dtype)."""
+    xd, wd = x.data, w.data
+    if wd.dtype.kind != "f":
+        raise TypeError(f"{op}: the kernel must be a float tensor, got dtype {wd.dtype}")
+    if xd.dtype.kind in "biu":
+        xd = xd.astype(wd.dtype)
+    elif xd.dtype != wd.dtype:
+        raise TypeError(f"{op}: input is {xd.dtype} but the kernel is {wd.dtype}; cast one to match "
+                        f"(e.g. x.float() for float32) so no silent promotion happens")
+    bd = None
+    if b is not None:
+        bd = b.data
+        if bd.dtype != wd.dtype:
+            raise TypeError(f"{op}: bias is {bd.dtype} but the kernel is {wd.dtype}; cast one to match")
+    return xd, wd, bd
+
+
+def _check_bias(op, b, channels):
+    if b is not None and tuple(b.shape) != (channels,):
+        raise ValueError(f"{op}: bias has shape {tuple(b.shape)} but the kernel has {channels} output channels; "
+                         f"expected a bias of shape ({channels},)")
+
+
+def _too_small(op, in_hw, khw, dilation, pads):
+    span = tuple(d * (k - 1) + 1 for k, d in zip(khw, dilation))
+    padded = tuple(n + a + b for n, (a, b) in zip(in_hw, pads))
+    return ValueError(f"{op}: the input's spatial size {in_hw} padded by {pads} to {padded} is smaller than the "
+                      f"kernel's span {span} (kernel {khw}, dilation {dilation}), so the output would be empty; "
+                      f"use padding='same' or a smaller kernel")
+
+
+# ------------------------------------------------------------------ the graph node
+
+def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape):
+    """One graph node for a convolution; xd is x.data seen as (N, H, W, C), wd the kernel as
+    (kh*kw*C, Co). The backward keeps x and W (not the im2col matrix; see the speed notes)."""
+    y = _windows_matmul(_pad(xd, geom), geom, right=wd)[0]
+    if bd is not None:
+        y += bd
+    y = y.reshape(out_shape)
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        g2 = g.reshape(-1, geom.co)
+        gx = _input_grad(g2, wd, geom).reshape(x.shape) if x.requires_grad else None
+        gw = _windows_matmul(_pad(xd, geom), geom, left=g2)[1].reshape(w.shape) if w.requires_grad else None
+        if b is None:
+            return gx, gw
+        return gx, gw, (_sum_rows(g2) if b.requires_grad else None)
+    return record(y, parents, backward, op)
+
+
+def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1):
+    """2-D convolution (cross-correlation, as in every DL library) of channels-last images.
+
+    x (N, H, W, C_in), w (kh, kw, C_in, C_out) as Keras stores it, b (C_out,) or None;
+    returns (N, Ho, Wo, C_out) with, per spatial axis,
+
+        out = floor((in + pad_total - dilation * (k - 1) - 1) / stride) + 1
+
+        y[n, i, j, o] = b[o] + sum_{p, q, c} xpad[n, i*s_h + p*d_h, j*s_w + q*d_w, c] * w[p, q, c, o]
+
+    stride, dilation: an int or a pair (height, width).
+    padding: "valid" (none), "same" (out = ceil(in / stride); TensorFlow's split with the
+    smaller half first, which matters for even kernels and stride 2), an int p (p on every
+    side), a pair (ph, pw) or ((top, bottom), (left, right)).
+
+    Computed as im2col(x) @ w.reshape(kh*kw*C_in, C_out); backward: dW = im2col(x)^T @ g,
+    dx = col2im(g @ W^T), db = sum of g.
+
+    >>> x = cr.randn(8, 28, 28, 1); w = cr.randn(3, 3, 1, 16)
+    >>> conv2d(x, w, padding="same").shape
+    (8, 28, 28, 16)
+    """
+    op = "conv2d"
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    if x.ndim != 4:
+        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 3 else ""
+        raise ValueError(f"{op}: expects (batch, height, width, channels) input but got shape {tuple(x.shape)}{hint}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expects a (kernel_height, kernel_width, in_channels, out_channels) kernel "
+                         f"but got shape {tuple(w.shape)}")
+    kh, kw, c_in, c_out = w.shape
+    n, h, wid, c = x.shape
+    if c != c_in:
+        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
+                         f"{tuple(w.shape)}); make the kernel ({kh}, {kw}, {c}, {c_out}) or give the input "
+                         f"{c_in} channels")
+    _check_bias(op, b, c_out)
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    spec = _padding_2d(padding, op)
+    if isinstance(spec, str):
+        spec = tuple(_axis_padding(n_in, k, s, spec, d)
+                     for n_in, k, s, d in zip((h, wid), (kh, kw), stride, dilation))
+    out_hw = tuple(conv_output_length(n_in, k, s, p, d)
+                   for n_in, k, s, p, d in zip((h, wid), (kh, kw), stride, spec, dilation))
+    if min(out_hw) <= 0:
+        raise _too_small(op, (h, wid), (kh, kw), dilation, spec)
+    xd, wd, bd = _check_dtypes(op, x, w, b)
+    geom = _Geometry(n, (h, wid), c, (kh, kw), c_out, stride, dilation, spec, out_hw)
+    return _convolve(op, x, w, b, xd, wd.reshape(-1, c_out), bd, geom, (n,) + out_hw + (c_out,))
+
+
+def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1):
+    """1-D convolution of channels-last sequences: x (N, W, C_in), w (k, C_in, C_out), b (C_out,).
+
+    Returns (N, Wo, C_out), out = floor((in + pad_total - dilation * (k - 1) - 1) / stride) + 1.
+    padding: "valid", "same" (out = ceil(in / stride)), "causal" (dilation * (k - 1) zeros on the
+    left only, so y[t] sees x[<= t], as Keras's Conv1D), an int p or a pair (left, right).
+
+    Runs conv2d's kernels on a height-1 image: x as (N, 1, W, C_in), w as (1, k, C_in, C_out).
+    """
+    op = "conv1d"
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    if x.ndim != 3:
+        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 2 else ""
+        raise ValueError(f"{op}: expects (batch, steps, channels) input but got shape {tuple(x.shape)}{hint}")
+    if w.ndim != 3:
+        raise ValueError(f"{op}: expects a (kernel_size, in_channels, out_channels) kernel but got shape "
+                         f"{tuple(w.shape)}")
+    k, c_in, c_out = w.shape
+    n, length, c = x.shape
+    if c != c_in:
+        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
+                         f"{tuple(w.shape)}); make the kernel ({k}, {c}, {c_out}) or give the input {c_in} channels")
+    _check_bias(op, b, c_out)
+    (stride,), (dilation,) = _single(stride, "stride", op), _single(dilation, "dilation", op)
+    if isinstance(padding, str):
+        if padding not in ("valid", "same", "causal"):
+            raise ValueError(f"{op}: padding {padding!r} is not one of 'valid', 'same', 'causal', an int or a "
+                             f"pair (left, right)")
+        pads = _axis_padding(length, k, stride, padding, dilation)
+    else:
+        pads = (padding, padding) if isinstance(padding, numbers.Integral) else tuple(padding)
+        if len(pads) != 2 or not all(isinstance(p, numbers.Integral) and p >= 0 for p in pads):
+            raise ValueError(f"{op}: padding must be 'valid', 'same', 'causal', an int or a pair (left, right) "
+                             f"of non-negative ints; got {padding!r}")
+        pads = (int(pads[0]), int(pads[1]))
+    out = conv_output_length(length, k, stride, pads, dilation)
+    if out <= 0:
+        raise _too_small(op, (length,), (k,), (dilation,), (pads,))
+    xd, wd, bd = _check_dtypes(op, x, w, b)
+    geom = _Geometry(n, (1, length), c, (1, k), c_out, (1, stride), (1, dilation), ((0, 0), pads), (1, out))
+    return _convolve(op, x, w, b, xd.reshape(n, 1, length, c), wd.reshape(-1, c_out), bd, geom, (n, out, c_out))
+
+
+def _single(value, name, op):
+    v = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return (int(v),)
+
+
+def _transpose_axis(n_in, k, s, d, padding, output_padding):
+    """(pad_before, output length) of one axis of a transposed convolution, as Keras sizes it."""
+    span = d * (k - 1) + 1
+    full = (n_in - 1) * s + span  # every position some input pixel reaches
+    if padding == "valid":
+        out = n_in * s + max(span - s, 0) if output_padding is None else full + output_padding
+        return 0, out
+    if padding == "same":
+        out = n_in * s if output_padding is None else full - 2 * (span // 2) + output_padding
+        return max(full - out, 0) // 2, out
+    before, after = padding
+    return before, full - before - after + (output_padding or 0)
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding="valid", output_padding=None, dilation=1):
+    """Transposed 2-D convolution ("deconvolution"): the gradient of conv2d with respect to its input.
+
+    x (N, H, W, C_in), w (kh, kw, C_out, C_in) as Keras's Conv2DTranspose stores it, b (C_out,).
+    Each input pixel scatters w[:, :, :, c] * x[n, i, j, c] onto the output at (i*s, j*s).
+    Output size per axis, as Keras:
+
+        "valid":  in * s + max(k_eff - s, 0)           (= (in - 1) * s + k_eff when k_eff >= s)
+        "same":   in * s
+        with output_padding op:  (in - 1) * s + k_eff - 2 * pad + op,  pad = 0 or k_eff // 2
+        explicit padding ((top, bottom), (left, right)) or int p: (in - 1) * s + k_eff - top - bottom (+ op)
+
+    with k_eff = dilation * (k - 1) + 1. conv2d applied to the output with the same kernel,
+    stride and padding gives back the input's spatial size.
+
+    Forward is col2im(x @ W^T) and backward im2col(g) @ W and im2col(g)^T @ x: conv2d's pieces
+    run the other way.
+    """
+    op = "conv_transpose2d"
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    if x.ndim != 4:
+        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 3 else ""
+        raise ValueError(f"{op}: expects (batch, height, width, channels) input but got shape {tuple(x.shape)}{hint}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expects a (kernel_height, kernel_width, out_channels, in_channels) kernel "
+                         f"but got shape {tuple(w.shape)}")
+    kh, kw, c_out, c_in = w.shape
+    n, h, wid, c = x.shape
+    if c != c_in:
+        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
+                         f"{tuple(w.shape)}, laid out as (kh, kw, out_channels, in_channels)); make the kernel "
+                         f"({kh}, {kw}, {c_out}, {c}) or give the input {c_in} channels")
+    _check_bias(op, b, c_out)
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    spec = _padding_2d(padding, op)
+    if output_padding is not None:
+        output_padding = _pair_nonneg(output_padding, op)
+        for p, s, d in zip(output_padding, stride, dilation):
+            if p >= max(s, d):
+                raise ValueError(f"{op}: output_padding {output_padding} must be smaller than the stride "
+                                 f"{stride} (or the dilation {dilation}) along each axis")
+    axes = [_transpose_axis(n_in, k, s, d, spec if isinstance(spec, str) else spec[a],
+                            None if output_padding is None else output_padding[a])
+            for a, (n_in, k, s, d) in enumerate(zip((h, wid), (kh, kw), stride, dilation))]
+    out_hw = tuple(out for _, out in axes)
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: padding {padding!r} crops the whole output (input {(h, wid)}, kernel {(kh, kw)}, "
+                         f"stride {stride}); use less padding")
+    xd, wd, bd = _check_dtypes(op, x, w, b)
+    # the conv2d whose input gradient this is: (N, out_h, out_w, C_out) -> (N, H, W, C_in);
+    # its bottom/right padding makes its padded input cover every position the kernel reaches
+    pads = tuple((before, max((n_in - 1) * s + d * (k - 1) + 1 - before - out, 0))
+                 for (before, out), n_in, k, s, d in zip(axes, (h, wid), (kh, kw), stride, dilation))
+    geom = _Geometry(n, out_hw, c_out, (kh, kw), c_in, stride, dilation, pads, (h, wid))
+    w2 = wd.reshape(-1, c_in)
+    x2 = xd.reshape(-1, c_in)
+    y = _input_grad(x2, w2, geom)
+    if bd is not None:
+        y += bd
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        need_x, need_w = x.requires_grad, w.requires_grad
+        gx, gw = _windows_matmul(_pad(g, geom), geom, right=w2 if need_x else None, left=x2 if need_w else None)
+        gx = None if gx is None else gx.reshape(x.shape)
+        gw = None if gw is None else gw.reshape(w.shape)
+        if b is None:
+            return gx, gw
+        return gx, gw, (_sum_rows(g.reshape(-1, c_out)) if b.requires_grad else None)
+    return record(y, parents, backward, op)
+
+
+def _pair_nonneg(value, op):
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= 0 for v in pair):
+        raise ValueError(f"{op}: output_padding must be a non-negative int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
