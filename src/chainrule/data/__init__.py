@@ -1,1 +1,1 @@
-"""Data: batching for the training loop (datasets and augmentation come later)."""
+"""Batching for the training loop (datasets live in chainrule.datasets, augmentation in layers)."""

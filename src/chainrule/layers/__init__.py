@@ -11,6 +11,7 @@
     reshaping.py       Flatten, Reshape, Permute
     spatial.py         UpSampling2D, ZeroPadding2D, Cropping2D
     merging.py         Concatenate, Add, Multiply, Average, ...
+    preprocessing.py   RandomFlip, RandomRotation, ..., Rescaling, Normalization (augmentation)
 """
 from .activations import *  # noqa: F401,F403
 from .base import Layer, clear_session
@@ -20,6 +21,7 @@ from .input_layer import Input, InputLayer
 from .merging import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
+from .preprocessing import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .reshaping import *  # noqa: F401,F403
 from .spatial import *  # noqa: F401,F403
