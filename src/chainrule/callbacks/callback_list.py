@@ -113,7 +113,12 @@ class CallbackList(Callback):
         self._call_all("on_epoch_begin", epoch, pythonify_logs(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._call_all("on_epoch_end", epoch, pythonify_logs(logs))
+        # checkpoints last, so a saved snapshot holds this epoch's learning rate and counters
+        from .model_checkpoint import ModelCheckpoint
+        logs = pythonify_logs(logs)
+        ordered = sorted(self.callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
+        for cb in ordered:
+            cb.on_epoch_end(epoch, logs)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._call_all("on_train_batch_begin", batch, logs=pythonify_logs(logs))

@@ -4,51 +4,13 @@ Every save is atomic: the saver writes a temporary file beside the target, which
 then replaces the target in one `os.replace`. A run killed mid-save leaves the last
 good checkpoint in place, never a half-written one.
 """
-import glob
 import os
-import secrets
-import shutil
 import warnings
 
 import numpy as np
 
+from ..io.atomic import atomic_save
 from .monitor_callback import MonitorCallback
-
-
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-def atomic_save(save, filepath):
-    """Call `save(temporary_path)`, then move the result onto `filepath` in one step.
-
-    The temporary file sits in the target's directory (so `os.replace` is a rename on
-    one file system) and ends with the target's whole name, so its extensions
-    ('.weights.h5', '.keras', ...) still tell the saver which format to write.
-    If `save` raises, the temporary file is removed and the old `filepath` is untouched.
-    """
-    directory, name = os.path.split(filepath)
-    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(4)}-{name}")
-    try:
-        save(tmp)
-        if os.path.lexists(tmp):
-            os.replace(tmp, filepath)
-            return filepath
-        # A saver that appends its own extension (np.save adds '.npy'): move that file.
-        made = glob.glob(glob.escape(tmp) + ".*")
-        if len(made) != 1:
-            raise FileNotFoundError(f"ModelCheckpoint: the saver did not write {tmp!r} (found {made}); "
-                                    "make model.save / model.save_weights write to the path it is given.")
-        target = filepath + made[0][len(tmp):]
-        os.replace(made[0], target)
-        return target
-    except BaseException:
-        for path in [tmp] + glob.glob(glob.escape(tmp) + ".*"):
-            _remove(path)
-        raise
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -141,8 +103,13 @@ class ModelCheckpoint(MonitorCallback):
         dirname = os.path.dirname(filepath)
         if dirname:
             os.makedirs(dirname, exist_ok=True)
-        save = self.model.save_weights if self.save_weights_only else self.model.save
-        atomic_save(save, filepath)
+        if not self.save_weights_only and filepath.endswith(".chainrule"):
+            # a .chainrule checkpoint also holds what an exact resume needs (epoch, RNG, callback state)
+            from ..io.native import save_checkpoint
+            save_checkpoint(self.model, filepath, epoch, batch=batch,
+                            callbacks=getattr(self.model, "_fit_callbacks", None))
+        else:
+            atomic_save(self.model.save_weights if self.save_weights_only else self.model.save, filepath)
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}", flush=True)
 

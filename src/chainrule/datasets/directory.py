@@ -39,7 +39,7 @@ def _pillow():
         from PIL import Image
     except ImportError as e:
         raise ImportError("reading image files needs Pillow, which is not installed: `pip install pillow` "
-                          "(or `pip install chainrule[images]`)") from e
+                          "(or `pip install chainrule[data]`)") from e
     return Image
 
 

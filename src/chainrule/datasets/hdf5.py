@@ -15,7 +15,7 @@ def _h5py():
     try:
         import h5py
     except ImportError as e:
-        raise ImportError("reading HDF5 files needs h5py, which is not installed: `pip install h5py`") from e
+        raise ImportError("reading HDF5 files needs h5py, which is not installed: `pip install h5py` (or `pip install chainrule[data]`)") from e
     return h5py
 
 

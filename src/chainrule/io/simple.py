@@ -1,8 +1,7 @@
 """Weights as a NumPy .npz file: one array per weight, keyed by position and path. No pickle."""
-import os
-import tempfile
-
 import numpy as np
+
+from .atomic import atomic_open
 
 
 def _key(i, w):
@@ -12,18 +11,8 @@ def _key(i, w):
 def save_weights_npz(model, filepath):
     """Write the model's weights atomically (temporary file, fsync, rename)."""
     arrays = {_key(i, w): w.numpy() for i, w in enumerate(model.weights)}
-    directory = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(filepath) as f:
+        np.savez(f, **arrays)
 
 
 def load_weights_npz(model, filepath):

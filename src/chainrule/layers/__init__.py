@@ -12,6 +12,7 @@
     spatial.py         UpSampling2D, ZeroPadding2D, Cropping2D
     merging.py         Concatenate, Add, Multiply, Average, ...
     preprocessing.py   RandomFlip, RandomRotation, ..., Rescaling, Normalization (augmentation)
+    recurrent.py       SimpleRNN, LSTM, GRU, Bidirectional
 """
 from .activations import *  # noqa: F401,F403
 from .base import Layer, clear_session
@@ -22,6 +23,7 @@ from .merging import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .preprocessing import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .reshaping import *  # noqa: F401,F403
 from .spatial import *  # noqa: F401,F403

@@ -60,7 +60,10 @@ class Graph:
             if isinstance(node.layer, InputLayer):
                 continue
             args = map_structure(lambda t: values[id(t)], node.inputs)
-            result = node.layer(args, training=training, **node.kwargs)
+            kwargs = dict(node.kwargs)
+            if training is not None:  # the model's flag wins over one recorded at wiring time, as in Keras
+                kwargs["training"] = training
+            result = node.layer(args, **kwargs)
             for t, v in zip(node.output_tensors, flatten(result)):
                 values[id(t)] = v
         return map_structure(lambda t: values[id(t)], self.outputs)

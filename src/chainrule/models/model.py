@@ -81,16 +81,36 @@ class Model(Trainer, Layer):
         from .summary import print_summary
         print_summary(self, line_length=line_length, print_fn=print_fn, show_trainable=show_trainable)
 
-    # ------------------------------------------------------------------ weights on disk (simple form)
-    def save_weights(self, filepath, overwrite=True):
-        """Write every weight to an .npz file, keyed by position and path (no pickle)."""
-        from ..io.simple import save_weights_npz
-        save_weights_npz(self, filepath)
+    # ------------------------------------------------------------------ files (format chosen by suffix)
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights and optimizer state: '.chainrule' (ours) or '.keras' (Keras 3's zip)."""
+        from ..io import save_model
+        _check_overwrite(filepath, overwrite)
+        save_model(self, filepath)
 
-    def load_weights(self, filepath):
-        """Read weights written by `save_weights`, checking names and shapes before changing anything."""
-        from ..io.simple import load_weights_npz
-        load_weights_npz(self, filepath)
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights only: '.safetensors', '.weights.h5' (Keras's layout) or '.npz'."""
+        from ..io import save_weights
+        _check_overwrite(filepath, overwrite)
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights saved by `save_weights` (or by Keras); every shape is checked before any changes."""
+        from ..io import load_weights
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Export for inference elsewhere; format='onnx' (the only one here) writes an ONNX graph."""
+        if format != "onnx":
+            raise ValueError(f"export(format={format!r}): chainrule exports 'onnx' only")
+        from ..io import export_onnx
+        return export_onnx(self, filepath, **kwargs)
+
+
+def _check_overwrite(filepath, overwrite):
+    import os
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists; pass overwrite=True to replace it")
 
 
 def _shapes(structure):

@@ -58,6 +58,9 @@ class Trainer:
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
         """Configure training: the optimizer, the loss per output (and its weight), the metrics."""
         self.optimizer = optimizers_module.get(optimizer)
+        # as given, so a saved model can be compiled again the same way (models/serialization.py)
+        self._compile_config = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                                "weighted_metrics": weighted_metrics}
         names = self.output_names
         self.compiled_loss = CompiledLoss(loss, loss_weights, names)
         self.compiled_metrics = CompiledMetrics(metrics, weighted_metrics, names, loss)
@@ -176,7 +179,11 @@ class Trainer:
                            verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         self._train_weights = self._sync_trainable() if self.built else None
+        self._fit_callbacks = cbs.callbacks  # what a .chainrule checkpoint saves the state of
         cbs.on_train_begin()
+        # after on_train_begin, which resets EarlyStopping & co: a resumed run puts their state back
+        from ..io.native import restore_training_state
+        restore_training_state(self, cbs.callbacks, initial_epoch)
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_trackers()
@@ -196,6 +203,7 @@ class Trainer:
             if self.stop_training:
                 break
         cbs.on_train_end(logs)
+        self._fit_callbacks = None
         return self.history  # CallbackList set it to its History callback
 
     # ------------------------------------------------------------------ evaluate / predict

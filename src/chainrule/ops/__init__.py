@@ -9,6 +9,7 @@
     conv        conv1d, conv2d, conv_transpose2d (channels-last, im2col + one GEMM)
     pool        max/avg pooling 1d/2d, global pooling, upsampling
     norm        batch_norm, layer_norm (fused nodes), dropout
+    recurrent   simple_rnn, lstm, gru over whole sequences (fused, closed-form backprop through time)
 """
 from .activation import elu, gelu, leaky_relu, log_softmax, relu, selu, sigmoid, silu, softmax, softplus, swish, tanh
 from .linalg import linear, matmul
