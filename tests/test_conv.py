@@ -315,6 +315,15 @@ def test_batch_chunks_do_not_change_the_result(make, rng, monkeypatch):
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
+def test_an_empty_batch_gives_empty_outputs_and_zero_kernel_gradients():
+    x = cr.Tensor(np.zeros((0, 5, 5, 2), np.float32), requires_grad=True)
+    w = cr.Tensor(np.ones((3, 3, 2, 4), np.float32), requires_grad=True)
+    y = conv2d(x, w, padding="same")
+    assert y.shape == (0, 5, 5, 4)
+    y.backward(np.zeros(y.shape, np.float32))
+    assert x.grad.shape == (0, 5, 5, 2) and not w.grad.any()
+
+
 # ------------------------------------------------------------------ how the three ops relate
 
 def test_conv1d_is_conv2d_on_a_height_one_image(rng):

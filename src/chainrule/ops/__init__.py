@@ -12,6 +12,7 @@
     recurrent   simple_rnn, lstm, gru over whole sequences (fused, closed-form backprop through time)
 """
 from .activation import elu, gelu, leaky_relu, log_softmax, relu, selu, sigmoid, silu, softmax, softplus, swish, tanh
+from .conv import conv1d, conv2d, conv_output_length, conv_transpose2d
 from .linalg import linear, matmul
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, categorical_cross_entropy, huber, mae,
                    mse, softmax_cross_entropy, sparse_categorical_cross_entropy, sparse_softmax_cross_entropy)

@@ -6,19 +6,19 @@ Layouts are Keras's: images (batch, height, width, channels), kernels
     forward      y  = im2col(x) @ W            one strided copy, one GEMM
     backward     dW = im2col(x)^T @ g          one GEMM
                  dx = col2im(g @ W^T)          one GEMM, then kh*kw strided adds
+                    (at stride 1: dx = im2col(g) @ W_flipped, the forward run on g)
 
 im2col turns every output pixel's receptive field into one row of a matrix, so a whole
-convolution becomes a single matrix product that BLAS runs at full speed. conv1d is conv2d on
-a height-1 image; conv_transpose2d runs the same pieces in the other direction (its forward
-is conv2d's input gradient, its backward conv2d's forward and weight gradient).
+convolution becomes a matrix product that BLAS runs at full speed (taken in batch chunks that
+stay in cache: see "the kernels" below). conv1d is conv2d on a height-1 image; conv_transpose2d
+runs the same pieces in the other direction (its forward is conv2d's input gradient, its
+backward conv2d's forward and weight gradient).
 
 Output length along one axis (see `conv_output_length`):
 
     out = floor((in + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
 """
 import numbers
-
-import numpy as np
 
 from .. import backend
 from .base import as_tensor, record
@@ -71,6 +71,22 @@ def _pair(value, name, op):
     pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= 1 for v in pair):
         raise ValueError(f"{op}: {name} must be a positive int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _single(value, name, op):
+    """An int (or a 1-tuple) >= 1, as a 1-tuple."""
+    v = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return (int(v),)
+
+
+def _pair_nonneg(value, op):
+    """output_padding: an int or a pair of ints >= 0."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= 0 for v in pair):
+        raise ValueError(f"{op}: output_padding must be a non-negative int or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -128,8 +144,11 @@ class _Geometry:
 # Why this form is fast (measured on the layers of benchmarks/conv_kernels.py):
 # - The batch is processed in chunks whose im2col block is about _CHUNK_BYTES, so a block is still
 #   in cache when its GEMM reads it (and the g @ W^T block when col2im reads it): 20-40% faster than
-#   one big im2col matrix. The backward recomputes each block rather than keep the whole matrix
-#   (kh*kw times the input's size) alive between forward and backward.
+#   one big im2col matrix (the GEMM shape per chunk is as good; 0.5 to 4 MB chunks all measure alike).
+# - The backward recomputes each block rather than keep the whole im2col matrix from the forward
+#   (about kh*kw times the input's size: 30 MB for CNN-A's second layer, 81 MB for CNN-B's second).
+#   Keeping it measured slower as well as bigger: the kept matrix comes back from DRAM, a recomputed
+#   block from cache (forward + weight gradient, one thread: 23.3 vs 19.2 ms and 65 vs 54 ms).
 # - A block is filled by ONE copy of a strided view (N, Ho, Wo, kh, kw, C) of the padded input, into
 #   a buffer reused from chunk to chunk (no allocation, no page faults).
 # - A single-channel input (first layers) gets a tap-major block, (kh*kw, rows) in memory: one copy
@@ -138,15 +157,19 @@ class _Geometry:
 # - At stride 1 the input gradient is itself a convolution of g (kernel flipped, its channel axes
 #   swapped, "full" padding); when C_in >= C_out that is cheaper than col2im: one im2col copy of g
 #   and one GEMM instead of a wider GEMM and kh*kw strided adds over runs of only C floats.
+# What is left is BLAS time: the GEMMs take 65-95% of a layer's forward + backward. On an AMD
+# Zen 5 the OpenBLAS that NumPy 2.4 bundles (0.3.31) runs its AVX2 "Haswell" kernels (OpenBLAS issue
+# #6029), half the speed of its AVX-512 ones (OPENBLAS_CORETYPE=Cooperlake) and of PyTorch's oneDNN.
 
 _CHUNK_BYTES = 2 << 20
 
 
 def _chunks(geom, k):
-    """Batch ranges (n0, n1) whose im2col block (rows x k floats) is about _CHUNK_BYTES."""
+    """Images per chunk, and the batch ranges (n0, n1), so that a chunk's im2col block
+    (rows x k floats) is about _CHUNK_BYTES."""
     per_image = geom.ho * geom.wo * k * 4
     step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
-    return [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
+    return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
 
 
 def _block(buf, count, geom, channels, tap_major):
@@ -198,9 +221,9 @@ def _windows_matmul(xpad, geom, right=None, left=None):
     windows = _windows(xpad, geom)
     tap_major = c == 1
     out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
-    wgrad = None
-    chunks = _chunks(geom, k)
-    buf = xp.empty((chunks[0][1] - chunks[0][0]) * rows * k, dtype=xpad.dtype)
+    wgrad = None if left is None else xp.zeros((k, left.shape[1]), dtype=xpad.dtype)
+    step, chunks = _chunks(geom, k)
+    buf = xp.empty(step * rows * k, dtype=xpad.dtype)
     for n0, n1 in chunks:
         cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
         if tap_major:
@@ -212,11 +235,7 @@ def _windows_matmul(xpad, geom, right=None, left=None):
         if right is not None:
             xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
         if left is not None:
-            part = cols.T @ left[n0 * rows:n1 * rows]
-            if wgrad is None:
-                wgrad = part
-            else:
-                wgrad += part
+            wgrad += cols.T @ left[n0 * rows:n1 * rows]
     return out, wgrad
 
 
@@ -252,8 +271,8 @@ def _col2im_matmul(grad, w2, geom):
                 places.append((i, j, (slice(None), rows_in, cols_in), (slice(None), rows_out, cols_out)))
     tap_major = c == 1
     k, rows = w2.shape[0], geom.ho * geom.wo
-    chunks = _chunks(geom, k)
-    buf = xp.empty((chunks[0][1] - chunks[0][0]) * rows * k, dtype=grad.dtype)
+    step, chunks = _chunks(geom, k)
+    buf = xp.empty(step * rows * k, dtype=grad.dtype)
     for n0, n1 in chunks:
         cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
         part = grad[n0 * rows:n1 * rows]
@@ -325,10 +344,37 @@ def _check_dtypes(op, x, w, b):
     return xd, wd, bd
 
 
-def _check_bias(op, b, channels):
-    if b is not None and tuple(b.shape) != (channels,):
-        raise ValueError(f"{op}: bias has shape {tuple(b.shape)} but the kernel has {channels} output channels; "
-                         f"expected a bias of shape ({channels},)")
+# per op: the input's layout, the kernel's layout, and which kernel axis holds the input channels
+_LAYOUTS = {
+    "conv1d": ("(batch, steps, channels)", "(kernel_size, in_channels, out_channels)", -2),
+    "conv2d": ("(batch, height, width, channels)", "(kernel_height, kernel_width, in_channels, out_channels)", -2),
+    "conv_transpose2d": ("(batch, height, width, channels)",
+                         "(kernel_height, kernel_width, out_channels, in_channels)", -1),
+}
+
+
+def _check_shapes(op, x, w, b):
+    """Ranks, channels and bias of a convolution's operands; returns C_out."""
+    data, kernel, in_axis = _LAYOUTS[op]
+    rank = data.count(",") + 1
+    if x.ndim != rank:
+        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == rank - 1 else ""
+        raise ValueError(f"{op}: expects {data} input but got shape {tuple(x.shape)}{hint}")
+    if w.ndim != rank:
+        raise ValueError(f"{op}: expects a {kernel} kernel but got shape {tuple(w.shape)}")
+    c, c_in = x.shape[-1], w.shape[in_axis]
+    c_out = w.shape[-1] if in_axis == -2 else w.shape[-2]
+    if c != c_in:
+        fixed = list(w.shape)
+        fixed[in_axis] = c
+        layout = "" if in_axis == -2 else f", laid out as {kernel}"
+        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
+                         f"{tuple(w.shape)}{layout}); make the kernel {tuple(fixed)} or give the input {c_in} "
+                         f"channel{'' if c_in == 1 else 's'}")
+    if b is not None and tuple(b.shape) != (c_out,):
+        raise ValueError(f"{op}: bias has shape {tuple(b.shape)} but the kernel has {c_out} output channels; "
+                         f"expected a bias of shape ({c_out},)")
+    return c_out
 
 
 def _too_small(op, in_hw, khw, dilation, pads):
@@ -376,28 +422,20 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1):
     side), a pair (ph, pw) or ((top, bottom), (left, right)).
 
     Computed as im2col(x) @ w.reshape(kh*kw*C_in, C_out); backward: dW = im2col(x)^T @ g,
-    dx = col2im(g @ W^T), db = sum of g.
+    dx = col2im(g @ W^T) (at stride 1 with C_in >= C_out: the same convolution run on g with the
+    kernel flipped), db = sum of g over batch and positions.
 
-    >>> x = cr.randn(8, 28, 28, 1); w = cr.randn(3, 3, 1, 16)
+    >>> import chainrule as cr
+    >>> x, w = cr.randn(8, 28, 28, 1), cr.randn(3, 3, 1, 16)
     >>> conv2d(x, w, padding="same").shape
     (8, 28, 28, 16)
     """
     op = "conv2d"
     x, w = as_tensor(x), as_tensor(w)
     b = None if b is None else as_tensor(b)
-    if x.ndim != 4:
-        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 3 else ""
-        raise ValueError(f"{op}: expects (batch, height, width, channels) input but got shape {tuple(x.shape)}{hint}")
-    if w.ndim != 4:
-        raise ValueError(f"{op}: expects a (kernel_height, kernel_width, in_channels, out_channels) kernel "
-                         f"but got shape {tuple(w.shape)}")
-    kh, kw, c_in, c_out = w.shape
+    c_out = _check_shapes(op, x, w, b)
+    kh, kw = w.shape[:2]
     n, h, wid, c = x.shape
-    if c != c_in:
-        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
-                         f"{tuple(w.shape)}); make the kernel ({kh}, {kw}, {c}, {c_out}) or give the input "
-                         f"{c_in} channels")
-    _check_bias(op, b, c_out)
     stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     spec = _padding_2d(padding, op)
     if isinstance(spec, str):
@@ -424,18 +462,9 @@ def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1):
     op = "conv1d"
     x, w = as_tensor(x), as_tensor(w)
     b = None if b is None else as_tensor(b)
-    if x.ndim != 3:
-        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 2 else ""
-        raise ValueError(f"{op}: expects (batch, steps, channels) input but got shape {tuple(x.shape)}{hint}")
-    if w.ndim != 3:
-        raise ValueError(f"{op}: expects a (kernel_size, in_channels, out_channels) kernel but got shape "
-                         f"{tuple(w.shape)}")
-    k, c_in, c_out = w.shape
+    c_out = _check_shapes(op, x, w, b)
+    k = w.shape[0]
     n, length, c = x.shape
-    if c != c_in:
-        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
-                         f"{tuple(w.shape)}); make the kernel ({k}, {c}, {c_out}) or give the input {c_in} channels")
-    _check_bias(op, b, c_out)
     (stride,), (dilation,) = _single(stride, "stride", op), _single(dilation, "dilation", op)
     if isinstance(padding, str):
         if padding not in ("valid", "same", "causal"):
@@ -456,13 +485,6 @@ def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1):
     return _convolve(op, x, w, b, xd.reshape(n, 1, length, c), wd.reshape(-1, c_out), bd, geom, (n, out, c_out))
 
 
-def _single(value, name, op):
-    v = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
-    if not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
-    return (int(v),)
-
-
 def _transpose_axis(n_in, k, s, d, padding, output_padding):
     """(pad_before, output length) of one axis of a transposed convolution, as Keras sizes it."""
     span = d * (k - 1) + 1
@@ -481,7 +503,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding="valid", output_padding=Non
     """Transposed 2-D convolution ("deconvolution"): the gradient of conv2d with respect to its input.
 
     x (N, H, W, C_in), w (kh, kw, C_out, C_in) as Keras's Conv2DTranspose stores it, b (C_out,).
-    Each input pixel scatters w[:, :, :, c] * x[n, i, j, c] onto the output at (i*s, j*s).
+    Each input pixel adds w[:, :, :, c] * x[n, i, j, c] onto the output from (i*s, j*s) on (before
+    the padding is cropped).
     Output size per axis, as Keras:
 
         "valid":  in * s + max(k_eff - s, 0)           (= (in - 1) * s + k_eff when k_eff >= s)
@@ -498,19 +521,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding="valid", output_padding=Non
     op = "conv_transpose2d"
     x, w = as_tensor(x), as_tensor(w)
     b = None if b is None else as_tensor(b)
-    if x.ndim != 4:
-        hint = f": add a batch axis, e.g. x.reshape(1, *{tuple(x.shape)})" if x.ndim == 3 else ""
-        raise ValueError(f"{op}: expects (batch, height, width, channels) input but got shape {tuple(x.shape)}{hint}")
-    if w.ndim != 4:
-        raise ValueError(f"{op}: expects a (kernel_height, kernel_width, out_channels, in_channels) kernel "
-                         f"but got shape {tuple(w.shape)}")
-    kh, kw, c_out, c_in = w.shape
-    n, h, wid, c = x.shape
-    if c != c_in:
-        raise ValueError(f"{op}: input has {c} channels but the kernel expects {c_in} (kernel shape "
-                         f"{tuple(w.shape)}, laid out as (kh, kw, out_channels, in_channels)); make the kernel "
-                         f"({kh}, {kw}, {c_out}, {c}) or give the input {c_in} channels")
-    _check_bias(op, b, c_out)
+    c_out = _check_shapes(op, x, w, b)
+    kh, kw = w.shape[:2]
+    n, h, wid, c_in = x.shape
     stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     spec = _padding_2d(padding, op)
     if output_padding is not None:
@@ -548,10 +561,3 @@ def conv_transpose2d(x, w, b=None, stride=1, padding="valid", output_padding=Non
             return gx, gw
         return gx, gw, (_sum_rows(g.reshape(-1, c_out)) if b.requires_grad else None)
     return record(y, parents, backward, op)
-
-
-def _pair_nonneg(value, op):
-    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= 0 for v in pair):
-        raise ValueError(f"{op}: output_padding must be a non-negative int or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
