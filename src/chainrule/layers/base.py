@@ -203,6 +203,10 @@ class Layer:
     @trainable.setter
     def trainable(self, flag):
         self._trainable = bool(flag)
+        for w in self._own_weights:
+            # frozen weights get no gradient, in fit or in a hand-written loop; unfreezing
+            # restores only those created trainable (BatchNorm's moving statistics stay off)
+            w.requires_grad = self._trainable and w.trainable
         for layer in self._layers:
             layer.trainable = flag
 
