@@ -226,6 +226,7 @@ def test_frozen_layers_do_not_change_and_cost_no_gradient():
     model = mlp()
     base = model.layers[0]
     base.trainable = False
+    assert not base.kernel.requires_grad  # frozen at once, also for hand-written loops
     model.compile(optimizer=optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
     frozen = [w.copy() for w in base.get_weights()]
     head = model.layers[1].get_weights()[0].copy()
