@@ -331,3 +331,15 @@ def test_metrics_module_is_used_for_named_metrics():
                   metrics=[metrics.SparseCategoricalAccuracy(), "sparse_top_k_categorical_accuracy"])
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
     assert "sparse_categorical_accuracy" in logs and "sparse_top_k_categorical_accuracy" in logs
+
+
+def test_activity_losses_of_nested_layers_reach_the_loss():
+    inner = models.Sequential([layers.Input(shape=(3,)),
+                               layers.Dense(2, activity_regularizer="l2", kernel_initializer="ones")])
+    x = layers.Input(shape=(3,))
+    outer = models.Model(x, inner(x))
+    out = outer(np.ones((4, 3), np.float32))
+    # Keras's activity penalty: l2 * sum(y^2) / batch = 0.01 * (4 * 2 * 3^2) / 4 = 0.18
+    assert len(outer.losses) == 1
+    assert outer.losses[0].item() == pytest.approx(0.01 * float((out.numpy() ** 2).sum()) / 4, rel=1e-6)
+    assert outer.losses[0].item() == pytest.approx(0.18, rel=1e-6)

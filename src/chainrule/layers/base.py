@@ -270,9 +270,13 @@ class Layer:
     def losses(self):
         """Regularization penalties of the current weights, plus losses added during the last call."""
         out = [w.regularizer(w) for w in self.weights if w.regularizer is not None and w.trainable]
-        out += self._call_losses
-        for layer in self._layers:
-            out += layer._call_losses
+        seen, stack = set(), [self]
+        while stack:  # every depth: a Dense inside a model nested in a model adds its activity loss too
+            layer = stack.pop()
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                out += layer._call_losses
+                stack.extend(reversed(layer._layers))
         return out
 
     def add_loss(self, loss):

@@ -141,7 +141,7 @@ class Trainer:
     def _batches(self, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None):
         if x is None:
             raise ValueError("no input data: pass x (arrays, a dict of arrays, or a generator of batches)")
-        if is_array_like(x) and not isinstance(x, (GeneratorBatches,)):
+        if is_array_like(x):
             if class_weight is not None and y is not None:
                 cw = _class_weights_to_sample_weights(flatten(y)[0], class_weight)
                 sample_weight = cw if sample_weight is None else np.asarray(sample_weight) * cw
