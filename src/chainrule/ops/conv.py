@@ -21,9 +21,10 @@ Output length along one axis (see `conv_output_length`):
 import numbers
 
 from .. import backend
+from . import winograd
 from .base import as_tensor, record
 
-__all__ = ["conv1d", "conv2d", "conv_transpose2d", "conv_output_length"]
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "conv_output_length", "set_conv_algorithm"]
 
 
 # ------------------------------------------------------------------ sizes and padding
@@ -387,9 +388,28 @@ def _too_small(op, in_hw, khw, dilation, pads):
 
 # ------------------------------------------------------------------ the graph node
 
+_ALGORITHMS = ("auto", "im2col")
+_algorithm = "auto"
+
+
+def set_conv_algorithm(name):
+    """Choose how stride-1 convolutions run: "auto" (Winograd's F(4x4, 3x3) / F(4x4, 5x5) where
+    `winograd.plan` accepts the shape, im2col elsewhere) or "im2col" (always the direct GEMM, whose
+    sums are the plain definition; results differ from "auto" by float32 rounding, ~1e-6 relative).
+    Returns the previous setting."""
+    global _algorithm
+    if name not in _ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: {name!r} is not one of {_ALGORITHMS}")
+    previous, _algorithm = _algorithm, name
+    return previous
+
+
 def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape):
     """One graph node for a convolution; xd is x.data seen as (N, H, W, C), wd the kernel as
     (kh*kw*C, Co). The backward keeps x and W (not the im2col matrix; see the speed notes)."""
+    plan = winograd.plan(geom, xd.dtype) if _algorithm == "auto" else None
+    if plan is not None:
+        return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape)
     y = _windows_matmul(_pad(xd, geom), geom, right=wd)[0]
     if bd is not None:
         y += bd
@@ -403,6 +423,24 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape):
         if b is None:
             return gx, gw
         return gx, gw, (_sum_rows(g2) if b.requires_grad else None)
+    return record(y, parents, backward, op)
+
+
+def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape):
+    """The same node as `_convolve`, computed with Winograd's transforms (see ops/winograd.py)."""
+    geom = plan.geom
+    u = winograd.kernel_transform(wd.reshape(geom.kh, geom.kw, geom.c, geom.co), plan)
+    y = winograd.forward(xd, u, plan, bd).reshape(out_shape)
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        g4 = g.reshape(geom.n, geom.ho, geom.wo, geom.co)
+        dx, du = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad)
+        gx = None if dx is None else dx.reshape(x.shape)
+        gw = None if du is None else winograd.kernel_grad(du, plan, geom.c, geom.co).reshape(w.shape)
+        if b is None:
+            return gx, gw
+        return gx, gw, (_sum_rows(g.reshape(-1, geom.co)) if b.requires_grad else None)
     return record(y, parents, backward, op)
 
 

@@ -1,0 +1,144 @@
+"""Winograd convolutions (chainrule.ops.winograd): the transforms are exact, the planner picks the
+shapes it should, and conv2d/conv1d give the same values and gradients on the Winograd path as on
+the direct im2col path (float64 to 1e-12, float32 to the transforms' rounding), with gradchecks."""
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.ops import conv as conv_module
+from chainrule.ops import winograd
+from chainrule.ops.conv import conv1d, conv2d
+
+
+@pytest.fixture
+def im2col():
+    """Run a block with the direct algorithm, restoring the setting afterwards."""
+    class Switch:
+        def __enter__(self):
+            self.previous = conv_module.set_conv_algorithm("im2col")
+
+        def __exit__(self, *exc):
+            conv_module.set_conv_algorithm(self.previous)
+    return Switch()
+
+
+@pytest.fixture
+def everywhere(monkeypatch):
+    """Winograd on every shape it can compute, however small (the planner's speed limits off)."""
+    monkeypatch.setattr(winograd, "_MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "_MIN_SAVING", 0)
+
+
+def correlate(d, g):
+    m = len(d) - len(g) + 1
+    return np.array([d[i:i + len(g)] @ g for i in range(m)])
+
+
+@pytest.mark.parametrize("m,r", [(4, 3), (4, 5), (2, 3), (2, 5), (6, 3), (1, 1)])
+def test_transforms_compute_the_correlation(m, r):
+    at, g, bt = winograd.transforms(m, r)
+    assert at.shape == (m, m + r - 1) and g.shape == (m + r - 1, r) and bt.shape == (m + r - 1, m + r - 1)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, w = rng.standard_normal(m + r - 1), rng.standard_normal(r)
+        np.testing.assert_allclose(at @ ((g @ w) * (bt @ d)), correlate(d, w), rtol=1e-12, atol=1e-12)
+
+
+def test_f43_matrices_are_the_published_ones():
+    # Lavin & Gray (2016), F(4x4, 3x3): points 0, 1, -1, 2, -2 and infinity
+    at, g, bt = winograd.transforms(4, 3)
+    np.testing.assert_allclose(g[:3], [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6]])
+    np.testing.assert_allclose(bt[0], [4, 0, -5, 0, 1, 0])
+    np.testing.assert_allclose(at[3], [0, 1, -1, 8, -8, 1])
+
+
+def geometry(x_shape, k, c_out, padding="same", stride=1, dilation=1):
+    n, h, w, c = x_shape
+    pads = tuple(conv_module._axis_padding(size, k, stride, padding, dilation) for size in (h, w))
+    out = tuple(conv_module.conv_output_length(size, k, stride, p, dilation) for size, p in zip((h, w), pads))
+    return conv_module._Geometry(n, (h, w), c, (k, k), c_out, (stride, stride), (dilation, dilation), pads, out)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (((8, 64, 64, 16), 3, 16), True),                        # U-Net
+    (((50, 14, 14, 32), 5, 64), True),                       # CNN-A's second layer
+    (((128, 26, 26, 32), 3, 64, "valid"), True),             # CNN-B's second layer
+    (((8, 64, 64, 16), 3, 16, "same", 2), False),            # stride 2
+    (((8, 64, 64, 16), 3, 16, "same", 1, 2), False),         # dilation
+    (((8, 64, 64, 1), 3, 16), False),                        # one input channel: GEMMs too thin
+    (((8, 64, 64, 16), 1, 16), False),                       # 1x1: a plain matmul
+    (((8, 64, 64, 16), 7, 16), False),                       # no transform for 7x7
+    (((8, 4, 4, 128), 3, 256), False),                       # 8 tiles in all
+    (((128, 5, 5, 128), 3, 256, "valid"), False),            # 3x3 outputs in a 4x4 tile: little saved
+])
+def test_plan_picks_the_shapes_where_winograd_pays(args, expected):
+    assert (winograd.plan(geometry(*args), np.dtype(np.float32)) is not None) == expected
+
+
+def run(fn, arrays, wrt):
+    ts = [cr.Tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    y = fn(*ts)
+    seed = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
+    y.backward(seed)
+    return [y.numpy()] + [ts[i].grad.numpy() if hasattr(ts[i].grad, "numpy") else np.asarray(ts[i].grad)
+                          for i in wrt]
+
+
+CASES = [
+    ((3, 9, 11, 8), (3, 3), 8, dict(padding="same")),
+    ((2, 10, 7, 9), (3, 3), 12, dict(padding="valid")),
+    ((2, 13, 14, 8), (5, 5), 16, dict(padding="same")),
+    ((2, 12, 9, 8), (3, 5), 8, dict(padding=((1, 2), (0, 3)))),   # mixed sides, uneven padding
+    ((2, 9, 17, 8), (1, 3), 8, dict(padding="same")),              # a 1x3 kernel (conv1d's shape)
+    ((4, 8, 8, 10), (5, 3), 9, dict(padding=2)),
+]
+
+
+@pytest.mark.parametrize("x_shape,k,c_out,kwargs", CASES)
+@pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)])
+def test_winograd_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, everywhere):
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = rng.standard_normal(k + (x_shape[3], c_out)).astype(dtype)
+        b = rng.standard_normal(c_out).astype(dtype)
+        fn = lambda x, w, b: conv2d(x, w, b, **kwargs)  # noqa: E731
+        fast = run(fn, (x, w, b), wrt)
+        with im2col:
+            direct = run(fn, (x, w, b), wrt)
+        for f, d in zip(fast, direct):
+            assert f.dtype == dtype
+            np.testing.assert_allclose(f, d, rtol=0, atol=tol * np.abs(d).max())
+
+
+def test_the_cases_above_take_the_winograd_path(monkeypatch, everywhere):
+    taken = []
+    original = conv_module._convolve_winograd
+    monkeypatch.setattr(conv_module, "_convolve_winograd", lambda *a: taken.append(1) or original(*a))
+    for x_shape, k, c_out, kwargs in CASES:
+        conv2d(cr.zeros(x_shape), cr.zeros(k + (x_shape[3], c_out)), **kwargs)
+    assert len(taken) == len(CASES)
+
+
+def test_gradcheck_on_the_winograd_path(everywhere):
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 6, 7, 8)), rng.standard_normal((3, 3, 8, 8)), rng.standard_normal(8)
+    assert winograd.plan(geometry((2, 6, 7, 8), 3, 8), np.dtype(np.float64)) is not None
+    cr.gradcheck(lambda x, w, b: conv2d(x, w, b, padding="same"), x, w, b)
+    x5 = rng.standard_normal((2, 8, 8, 8))
+    cr.gradcheck(lambda x, w: conv2d(x, w, padding="same"), x5, rng.standard_normal((5, 5, 8, 8)))
+
+
+def test_conv1d_uses_it_too(im2col, everywhere):
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((4, 50, 16)), rng.standard_normal((3, 16, 16))
+    fast = run(lambda x, w: conv1d(x, w, padding="same"), (x, w), (0, 1))
+    with im2col:
+        direct = run(lambda x, w: conv1d(x, w, padding="same"), (x, w), (0, 1))
+    for f, d in zip(fast, direct):
+        np.testing.assert_allclose(f, d, rtol=0, atol=1e-12 * np.abs(d).max())
+
+
+def test_set_conv_algorithm_refuses_unknown_names():
+    with pytest.raises(ValueError, match="im2col"):
+        conv_module.set_conv_algorithm("fft")
