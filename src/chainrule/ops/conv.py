@@ -222,9 +222,12 @@ def _windows_matmul(xpad, geom, right=None, left=None):
     windows = _windows(xpad, geom)
     tap_major = c == 1
     out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
-    wgrad = None if left is None else xp.zeros((k, left.shape[1]), dtype=xpad.dtype)
+    wgrad = None if left is None else xp.empty((k, left.shape[1]), dtype=xpad.dtype)
     step, chunks = _chunks(geom, k)
-    buf = xp.empty(step * rows * k, dtype=xpad.dtype)
+    if wgrad is not None and not chunks:  # an empty batch
+        wgrad.fill(0)
+    scratch = backend.Scratch(xp, xpad.dtype)
+    buf = scratch("im2col", (step * rows * k,))
     for n0, n1 in chunks:
         cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
         if tap_major:
@@ -236,7 +239,11 @@ def _windows_matmul(xpad, geom, right=None, left=None):
         if right is not None:
             xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
         if left is not None:
-            wgrad += cols.T @ left[n0 * rows:n1 * rows]
+            if n0 == 0:
+                xp.matmul(cols.T, left[:n1 * rows], out=wgrad)
+            else:
+                wgrad += xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=scratch("wgrad", wgrad.shape))
+    scratch.release()
     return out, wgrad
 
 
@@ -273,7 +280,8 @@ def _col2im_matmul(grad, w2, geom):
     tap_major = c == 1
     k, rows = w2.shape[0], geom.ho * geom.wo
     step, chunks = _chunks(geom, k)
-    buf = xp.empty(step * rows * k, dtype=grad.dtype)
+    scratch = backend.Scratch(xp, grad.dtype)
+    buf = scratch("col2im", (step * rows * k,))
     for n0, n1 in chunks:
         cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
         part = grad[n0 * rows:n1 * rows]
@@ -284,6 +292,7 @@ def _col2im_matmul(grad, w2, geom):
         target = dx[n0:n1]
         for i, j, into, source in places:
             target[into] += taps[i, j][source]
+    scratch.release()
     return dx
 
 

@@ -46,7 +46,8 @@ _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 _TILE = {1: 1, 3: 4, 5: 4}          # kernel size -> outputs per tile, m (a = m + r - 1: 1, 6 or 8)
 _CHUNK_BYTES = 640 << 10            # the transformed tiles of one chunk: about half an L2 cache
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
-_MIN_SAVING = 3.0                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
+_MAX_KERNEL_BYTES = 3 << 20         # see `plan`
+_MIN_SAVING = 2.5                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,21 +114,31 @@ def plan(geom, dtype):
     if geom.kh * geom.kw == 1 or min(geom.c, geom.co) < 8 or dtype.kind != "f":
         return None
     p = _Plan(geom, dtype)
-    if geom.n * p.h.tiles * p.w.tiles < _MIN_TILES or flops_saved(p) < _MIN_SAVING:
+    tiles = geom.n * p.h.tiles * p.w.tiles
+    if tiles < _MIN_TILES or flops_saved(p) < _MIN_SAVING:
+        return None
+    # the transformed kernel is a*a/(kh*kw) times the kernel: past the cache, and bigger than the
+    # transformed data, streaming it costs more than the GEMMs save (a 256->128 layer on 8x8 images)
+    kernel, data = p.h.a * p.w.a * geom.c * geom.co, p.h.a * p.w.a * tiles * geom.c
+    if kernel * dtype.itemsize > _MAX_KERNEL_BYTES and kernel > data:
         return None
     return p
 
 
-def _along(mat, data):
-    """mat applied along the first axis of `data` seen as (mat.shape[1], lead, -1), then along the second:
-    out[i, j] = sum_{k, l} mat_h[i, k] mat_w[j, l] data[k, l]; `mat` is the pair (mat_h, mat_w)."""
+def _along(mat, data, bufs=None, name=""):
+    """out[i, j] = sum_{k, l} mat_h[i, k] mat_w[j, l] data[k, l] for `mat` = (mat_h, mat_w): mat_h along
+    the first axis of `data`, mat_w along the second; data is (k, l, rest) or anything of that size.
+    The two products go into bufs(name + "1"), bufs(name + "2") when `bufs` is given."""
     mh, mw = mat
     xp = backend.array_module(data)
+    rest = data.size // (mh.shape[1] * mw.shape[1])
     if mh.shape != (1, 1):
-        data = (mh @ data.reshape(mh.shape[1], -1))
-    data = data.reshape(mh.shape[0], mw.shape[1], -1)
+        out = None if bufs is None else bufs(name + "1", (mh.shape[0], mw.shape[1] * rest))
+        data = xp.matmul(mh, data.reshape(mh.shape[1], -1), out=out)
+    data = data.reshape(mh.shape[0], mw.shape[1], rest)
     if mw.shape != (1, 1):
-        data = xp.matmul(mw, data)
+        out = None if bufs is None else bufs(name + "2", (mh.shape[0], mw.shape[0], rest))
+        data = xp.matmul(mw, data, out=out)
     return data
 
 
@@ -138,22 +149,27 @@ def kernel_transform(w, p):
     return u.reshape(p.h.a * p.w.a, w.shape[2], w.shape[3])
 
 
-def _input_tiles(xbuf, p, count):
+def _input_tiles(xbuf, p, count, bufs):
     """V = B_h^T d B_w for every tile of the padded chunk `xbuf` (count, Hp, Wp, C): (a_h*a_w, tiles, C)."""
     xp = backend.array_module(xbuf)
     c = xbuf.shape[3]
     sn, sh, sw, sc = xbuf.strides
-    view = xp.lib.stride_tricks.as_strided(
-        xbuf, (p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c),
-        (sh, sw, sn, sh * p.h.m, sw * p.w.m, sc), writeable=False)
-    tiles = xp.ascontiguousarray(view)
-    v = _along((p.h.bt, p.w.bt), tiles)
-    return v.reshape(p.h.a * p.w.a, -1, c)
+    shape = (p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
+    view = xp.lib.stride_tricks.as_strided(xbuf, shape, (sh, sw, sn, sh * p.h.m, sw * p.w.m, sc),
+                                           writeable=False)
+    tiles = bufs("tiles", shape)
+    xp.copyto(tiles, view)
+    return _along((p.h.bt, p.w.bt), tiles, bufs, "v").reshape(p.h.a * p.w.a, -1, c)
 
 
 def _fill(buf, x, top, left):
     """Copy x into the interior of a zero-bordered buffer (the borders are never written, so stay 0)."""
     buf[:x.shape[0], top:top + x.shape[1], left:left + x.shape[2]] = x
+
+
+def _tiled(arr, p, count):
+    """`arr` (count, tiles_h*m_h, tiles_w*m_w, C) seen as (m_h, m_w, count, tiles_h, tiles_w, C): no copy."""
+    return arr.reshape(count, p.h.tiles, p.h.m, p.w.tiles, p.w.m, arr.shape[3]).transpose(2, 4, 0, 1, 3, 5)
 
 
 def forward(x, u, p, bias=None):
@@ -163,18 +179,40 @@ def forward(x, u, p, bias=None):
     geom = p.geom
     (top, _), (left, _) = geom.pads
     co = u.shape[2]
-    out = xp.empty((geom.n, geom.ho, geom.wo, co), dtype=x.dtype)
-    xbuf = xp.zeros((p.step, p.h.padded, p.w.padded, geom.c), dtype=x.dtype)
+    bufs = backend.Scratch(xp, x.dtype)
+    # whole tiles: the output rounded up to a multiple of the tile, cropped once at the end if ragged
+    out = xp.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co), dtype=x.dtype)
+    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, geom.c))
     for n0 in range(0, geom.n, p.step):
         count = min(p.step, geom.n - n0)
         _fill(xbuf, x[n0:n0 + count], top, left)
-        m = xp.matmul(_input_tiles(xbuf[:count], p, count), u)                  # (a*a, tiles, C_out)
-        y = _along((p.h.at, p.w.at), m)                                   # (m_h, m_w, tiles*C_out)
-        y = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co).transpose(2, 3, 0, 4, 1, 5)
-        out[n0:n0 + count] = y.reshape(count, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)[:, :geom.ho, :geom.wo]
+        v = _input_tiles(xbuf[:count], p, count, bufs)
+        m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
+        y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
+        _tiled(out[n0:n0 + count], p, count)[...] = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
+    bufs.release()
+    if out.shape[1:3] != (geom.ho, geom.wo):
+        out = xp.ascontiguousarray(out[:, :geom.ho, :geom.wo])
     if bias is not None:
         out += bias
     return out
+
+
+def _fold(dd, p, into):
+    """Add the overlapping tiles' gradients dd (a_h, a_w, count, tiles_h, tiles_w, C) into `into`, the
+    padded input gradient as whole tiles (count, tiles_h + 1, m_h, tiles_w + 1, m_w, C), zero on entry.
+
+    Tile t's tap i lands on row t*m + i: taps below m in tile t, the r - 1 taps past it in tile t + 1
+    (r - 1 <= m for every transform used), so four slab adds replace a_h*a_w strided ones."""
+    (mh, rh, th), (mw, rw, tw) = (p.h.m, p.h.r, p.h.tiles), (p.w.m, p.w.r, p.w.tiles)
+    view = into.transpose(2, 4, 0, 1, 3, 5)                     # (m_h, m_w, count, tiles_h+1, tiles_w+1, C)
+    view[:, :, :, :th, :tw] += dd[:mh, :mw]
+    if rh > 1:
+        view[:rh - 1, :, :, 1:, :tw] += dd[mh:, :mw]
+    if rw > 1:
+        view[:, :rw - 1, :, :th, 1:] += dd[:mh, mw:]
+    if rh > 1 and rw > 1:
+        view[:rh - 1, :rw - 1, :, 1:, 1:] += dd[mh:, mw:]
 
 
 def backward(g, x, u, p, need_x, need_w):
@@ -184,32 +222,38 @@ def backward(g, x, u, p, need_x, need_w):
     geom = p.geom
     (top, _), (left, _) = geom.pads
     co, c = g.shape[3], geom.c
-    gbuf = xp.zeros((p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co), dtype=g.dtype)
-    xbuf = xp.zeros((p.step, p.h.padded, p.w.padded, c), dtype=g.dtype) if need_w else None
+    bufs = backend.Scratch(xp, g.dtype)
+    ragged = (p.h.tiles * p.h.m, p.w.tiles * p.w.m) != (geom.ho, geom.wo)
+    gbuf = bufs.zeros("gbuf", (p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)) if ragged else None
+    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w else None
     du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=g.dtype) if need_x else None
-    dxbuf = xp.empty((p.step, p.h.padded, p.w.padded, c), dtype=g.dtype) if need_x else None
     ut = u.transpose(0, 2, 1) if need_x else None
     ath_t, atw_t = p.h.at.T, p.w.at.T
     bth_t, btw_t = p.h.bt.T, p.w.bt.T
     for n0 in range(0, geom.n, p.step):
         count = min(p.step, geom.n - n0)
-        _fill(gbuf, g[n0:n0 + count], 0, 0)
-        dy = gbuf[:count].reshape(count, p.h.tiles, p.h.m, p.w.tiles, p.w.m, co).transpose(2, 4, 0, 1, 3, 5)
-        dm = _along((ath_t, atw_t), xp.ascontiguousarray(dy)).reshape(p.h.a * p.w.a, -1, co)
+        if ragged:
+            _fill(gbuf, g[n0:n0 + count], 0, 0)
+            dy = _tiled(gbuf[:count], p, count)
+        else:
+            dy = _tiled(g[n0:n0 + count], p, count)
+        dy_c = bufs("dy", dy.shape)
+        xp.copyto(dy_c, dy)
+        dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
         if need_w:
             _fill(xbuf, x[n0:n0 + count], top, left)
-            du += xp.matmul(_input_tiles(xbuf[:count], p, count).transpose(0, 2, 1), dm)
+            v = _input_tiles(xbuf[:count], p, count, bufs)
+            du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
         if need_x:
-            dv = xp.matmul(dm, ut)                                              # (a*a, tiles, C_in)
-            dd = _along((bth_t, btw_t), dv).reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
-            acc = dxbuf[:count]
+            dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
+            dd = _along((bth_t, btw_t), dv, bufs, "dd").reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
+            acc = bufs("acc", (count, p.h.tiles + 1, p.h.m, p.w.tiles + 1, p.w.m, c))
             acc.fill(0)
-            hi, wi = p.h.tiles * p.h.m, p.w.tiles * p.w.m
-            for i in range(p.h.a):
-                for j in range(p.w.a):
-                    acc[:, i:i + hi:p.h.m, j:j + wi:p.w.m] += dd[i, j]
-            dx[n0:n0 + count] = acc[:, top:top + geom.h, left:left + geom.w]
+            _fold(dd, p, acc)
+            rows, cols = (p.h.tiles + 1) * p.h.m, (p.w.tiles + 1) * p.w.m
+            dx[n0:n0 + count] = acc.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
+    bufs.release()
     return dx, du
 
 
