@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule.ops import norm
 from chainrule.ops.norm import batch_norm, dropout, layer_norm
 
 KERAS_MOMENTUM = 0.99
@@ -120,6 +121,88 @@ def test_batch_norm_running_statistics_match_torch(torch, rng):
     np.testing.assert_allclose(torch_var.numpy(), expect_torch, rtol=1e-5)
 
 
+def _bn_with_grads(x, gamma, beta, g, **kwargs):
+    """y and the gradients of x, gamma, beta for output gradient g."""
+    xs = [cr.Tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+    y = batch_norm(*xs, **kwargs)
+    y.backward(g)
+    return [y.numpy()] + [t.grad for t in xs]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_keeps_float32_accuracy_for_a_large_mean(check_torch, torch, rng, training):
+    # x = 100 + noise: the float32 mean is off by its rounding error, which a plain two-pass variance
+    # leaves in every centred value (and from there in y and dgamma). 32768 values: the wide-row path.
+    x = (100 + rng.standard_normal((16, 8, 8, 32))).astype(np.float32)
+    gamma, beta = rng.standard_normal(32).astype(np.float32), rng.standard_normal(32).astype(np.float32)
+    mean, var = (100 + rng.standard_normal(32)).astype(np.float32), rng.uniform(0.5, 2, 32).astype(np.float32)
+    theirs = _torch_bn(torch, training, KERAS_MOMENTUM)
+    # PyTorch's channels-last kernel is itself off by up to 5e-5 in y and 2e-4 (relative) in dgamma here,
+    # from the rounding of its float32 mean: the float64 comparison below is the strict one
+    check_torch(lambda t, g, b: batch_norm(t, g, b, mean.copy(), var.copy(), training=training),
+                lambda t, g, b: theirs(t, g, b, torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())),
+                x, gamma, beta, rtol=1e-3, atol=1e-4)
+
+    # against the same computation in float64, on (10, 16384) rows in two blocks, the second one short:
+    # errors at float32 resolution (~1e-7 of the largest value), not at |mean| times it (~1e-4)
+    x = (100 + rng.standard_normal((20, 16, 16, 32))).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    ours = _bn_with_grads(x, gamma, beta, g, running_mean=mean.copy(), running_var=var.copy(), training=training)
+    exact = _bn_with_grads(*(a.astype(np.float64) for a in (x, gamma, beta, g)), running_mean=mean.astype(np.float64),
+                           running_var=var.astype(np.float64), training=training)
+    for name, a, b in zip(("y", "dx", "dgamma", "dbeta"), ours, exact):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("wrt", [None, [1, 2]])
+def test_batch_norm_channels_first_matches_torch(check_torch, torch, rng, wrt):
+    # axis=1 on NCHW, PyTorch's own layout: x is transposed to channels-last and the results back
+    x = (rng.standard_normal((4, 3, 5, 6)) * 2 + 1).astype(np.float32)
+    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    mean, var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    check_torch(lambda t, g, b: batch_norm(t, g, b, mean, var, axis=1),
+                lambda t, g, b: torch.nn.functional.batch_norm(t, torch.zeros(3), torch.ones(3), g, b, training=True,
+                                                               eps=1e-3),
+                x, gamma, beta, wrt=wrt, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean, 0.01 * x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-7)
+
+
+def test_batch_norm_takes_any_memory_layout(rng):
+    # a transposed (non-contiguous) view gives what its contiguous copy gives
+    x = rng.standard_normal((6, 4, 8, 5)).astype(np.float32).transpose(0, 2, 1, 3)
+    gamma, beta = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    for a, b in zip(_bn_with_grads(x, gamma, beta, g, running_mean=None, running_var=None),
+                    _bn_with_grads(np.ascontiguousarray(x), gamma, beta, g, running_mean=None, running_var=None)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # several kept axes, not last: one statistic per (axis 1, axis 3) pair
+    cr.gradcheck(lambda x, g, b: batch_norm(x, g, b, None, None, axis=(1, 3)), rng.standard_normal((3, 2, 4, 3)) + 2,
+                 rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
+
+
+def test_batch_norm_backward_leaves_saved_arrays_intact(rng):
+    # retain_graph: a second backward must see the same saved arrays (no in-place reuse of them)
+    x = cr.tensor((rng.standard_normal((8, 16, 16, 16)) + 3).astype(np.float32), requires_grad=True)
+    gamma = cr.tensor(rng.standard_normal(16).astype(np.float32), requires_grad=True)
+    y = batch_norm(x, gamma, None, None, None)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y.backward(g, retain_graph=True)
+    first = x.grad.copy(), gamma.grad.copy()
+    x.grad = gamma.grad = None
+    y.backward(g)
+    np.testing.assert_array_equal(x.grad, first[0])
+    np.testing.assert_array_equal(gamma.grad, first[1])
+
+
+@pytest.mark.parametrize("m, c", [(73728, 64), (32768, 16), (2450, 64), (1031, 16), (7, 3), (16411, 1)])
+def test_batch_norm_row_width_divides_the_pixels(m, c):
+    # the wide-row matrix holds k whole pixels per row, as many as fit in _ROW_WIDTH floats
+    k = norm._pixels_per_row(m, c)
+    assert m % k == 0 and (k == 1 or k * c <= norm._ROW_WIDTH)
+    assert not any(m % j == 0 for j in range(k + 1, min(m, norm._ROW_WIDTH // c) + 1))
+
+
 def test_batch_norm_errors():
     x = cr.zeros((4, 3))
     with pytest.raises(ValueError, match=r"batch_norm: gamma has shape \(4,\) but .* \(3,\)"):
@@ -157,6 +240,38 @@ def test_layer_norm_normalizes_each_sample(rng):
     assert y.dtype == np.float32
     np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=-1), 1, atol=1e-3)
+
+
+def test_layer_norm_keeps_float32_accuracy_for_a_large_mean(check_torch, torch, rng):
+    x = (100 + rng.standard_normal((8, 16, 256))).astype(np.float32)
+    gamma, beta = rng.standard_normal(256).astype(np.float32), rng.standard_normal(256).astype(np.float32)
+    # both libraries round the float32 mean (ulp 7.6e-6 at 100), and y carries that times gamma / sigma;
+    # a one-pass variance E[x^2] - mean^2 would be off by 1e-2 here
+    check_torch(lambda t, g, b: layer_norm(t, g, b),
+                lambda t, g, b: torch.nn.functional.layer_norm(t, (256,), g, b, eps=1e-3),
+                x, gamma, beta, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_over_a_middle_axis_matches_torch(check_torch, torch, rng):
+    # axis=1 of (batch, features, length): x is transposed to put the features last, results back
+    x = (rng.standard_normal((3, 6, 5)) * 2 + 1).astype(np.float32)
+    gamma, beta = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    check_torch(lambda t, g, b: layer_norm(t, g, b, axis=1),
+                lambda t, g, b: torch.nn.functional.layer_norm(t.transpose(1, 2), (6,), g, b, eps=1e-3).transpose(1, 2),
+                x, gamma, beta, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_takes_a_non_contiguous_input(rng):
+    x = rng.standard_normal((5, 7, 4)).astype(np.float32).transpose(1, 0, 2)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for data in (x, np.ascontiguousarray(x)):
+        t = cr.Tensor(data, requires_grad=True)
+        y = layer_norm(t, np.ones(4, np.float32))
+        y.backward(g)
+        results.append((y.numpy(), t.grad))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ dropout
