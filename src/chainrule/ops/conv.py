@@ -22,6 +22,7 @@ import numbers
 
 from .. import backend
 from . import winograd
+from ..autograd import is_grad_enabled
 from .base import as_tensor, record
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "conv_output_length", "set_conv_algorithm"]
@@ -439,12 +440,13 @@ def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape):
     """The same node as `_convolve`, computed with Winograd's transforms (see ops/winograd.py)."""
     geom = plan.geom
     u = winograd.kernel_transform(wd.reshape(geom.kh, geom.kw, geom.c, geom.co), plan)
-    y = winograd.forward(xd, u, plan, bd).reshape(out_shape)
+    y, kept = winograd.forward(xd, u, plan, bd, keep=w.requires_grad and is_grad_enabled())
+    y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
         g4 = g.reshape(geom.n, geom.ho, geom.wo, geom.co)
-        dx, du = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad)
+        dx, du = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad, kept)
         gx = None if dx is None else dx.reshape(x.shape)
         gw = None if du is None else winograd.kernel_grad(du, plan, geom.c, geom.co).reshape(w.shape)
         if b is None:

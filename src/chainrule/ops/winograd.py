@@ -25,7 +25,7 @@ step is linear), so it reuses the transforms and shares dM between the two gradi
 
 Why this is faster here than im2col although it copies more: the im2col GEMMs run at most at
 BLAS peak; these do a quarter of the arithmetic. The batch is taken in chunks whose
-transformed tiles (~0.6 MB) stay in the CPU's L2 cache, so the transforms (small GEMMs with a
+transformed tiles (~1 MB) stay in the CPU's L2 cache, so the transforms (small GEMMs with a
 6x6 matrix) run at cache speed (measured on CNN-B's second layer, forward: 16.5 ms im2col,
 41.5 ms Winograd in one piece, 9.2 ms in 2-image chunks).
 
@@ -44,7 +44,8 @@ __all__ = ["transforms", "plan", "forward", "backward"]
 
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 _TILE = {1: 1, 3: 4, 5: 4}          # kernel size -> outputs per tile, m (a = m + r - 1: 1, 6 or 8)
-_CHUNK_BYTES = 640 << 10            # the transformed tiles of one chunk: about half an L2 cache
+_CHUNK_BYTES = 1 << 20              # the transformed tiles of one chunk: about an L2 cache
+_CHUNK_TILES = 64                   # at least this many tiles (GEMM rows) per chunk
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
 _MAX_KERNEL_BYTES = 3 << 20         # see `plan`
 _MIN_SAVING = 2.5                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
@@ -100,8 +101,11 @@ class _Plan:
     def __init__(self, geom, dtype):
         self.geom = geom
         self.h, self.w = _Axis(geom.kh, geom.ho, dtype), _Axis(geom.kw, geom.wo, dtype)
-        per_image = self.h.a * self.w.a * self.h.tiles * self.w.tiles * max(geom.c, geom.co) * 4
-        self.step = max(1, min(geom.n, _CHUNK_BYTES // per_image))
+        tiles = self.h.tiles * self.w.tiles
+        per_image = self.h.a * self.w.a * tiles * max(geom.c, geom.co) * 4
+        # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
+        # that the chunk's transformed tiles stay in cache
+        self.step = max(1, min(geom.n, max(_CHUNK_BYTES // per_image, -(-_CHUNK_TILES // tiles))))
 
 
 def plan(geom, dtype):
@@ -125,19 +129,23 @@ def plan(geom, dtype):
     return p
 
 
-def _along(mat, data, bufs=None, name=""):
+def _along(mat, data, bufs=None, name="", fresh=False):
     """out[i, j] = sum_{k, l} mat_h[i, k] mat_w[j, l] data[k, l] for `mat` = (mat_h, mat_w): mat_h along
     the first axis of `data`, mat_w along the second; data is (k, l, rest) or anything of that size.
-    The two products go into bufs(name + "1"), bufs(name + "2") when `bufs` is given."""
+    The two products go into bufs(name + "1"), bufs(name + "2") when `bufs` is given; with `fresh`
+    the result is a new array all the same."""
     mh, mw = mat
     xp = backend.array_module(data)
     rest = data.size // (mh.shape[1] * mw.shape[1])
+    last_h = mw.shape == (1, 1)
     if mh.shape != (1, 1):
-        out = None if bufs is None else bufs(name + "1", (mh.shape[0], mw.shape[1] * rest))
+        out = None if bufs is None or (fresh and last_h) else bufs(name + "1", (mh.shape[0], mw.shape[1] * rest))
         data = xp.matmul(mh, data.reshape(mh.shape[1], -1), out=out)
+    elif fresh and last_h:
+        data = data.copy()
     data = data.reshape(mh.shape[0], mw.shape[1], rest)
-    if mw.shape != (1, 1):
-        out = None if bufs is None else bufs(name + "2", (mh.shape[0], mw.shape[0], rest))
+    if not last_h:
+        out = None if bufs is None or fresh else bufs(name + "2", (mh.shape[0], mw.shape[0], rest))
         data = xp.matmul(mw, data, out=out)
     return data
 
@@ -149,8 +157,9 @@ def kernel_transform(w, p):
     return u.reshape(p.h.a * p.w.a, w.shape[2], w.shape[3])
 
 
-def _input_tiles(xbuf, p, count, bufs):
-    """V = B_h^T d B_w for every tile of the padded chunk `xbuf` (count, Hp, Wp, C): (a_h*a_w, tiles, C)."""
+def _input_tiles(xbuf, p, count, bufs, keep=False):
+    """V = B_h^T d B_w for every tile of the padded chunk `xbuf` (count, Hp, Wp, C): (a_h*a_w, tiles, C);
+    a new array when `keep`, else scratch."""
     xp = backend.array_module(xbuf)
     c = xbuf.shape[3]
     sn, sh, sw, sc = xbuf.strides
@@ -159,7 +168,7 @@ def _input_tiles(xbuf, p, count, bufs):
                                            writeable=False)
     tiles = bufs("tiles", shape)
     xp.copyto(tiles, view)
-    return _along((p.h.bt, p.w.bt), tiles, bufs, "v").reshape(p.h.a * p.w.a, -1, c)
+    return _along((p.h.bt, p.w.bt), tiles, bufs, "v", fresh=keep).reshape(p.h.a * p.w.a, -1, c)
 
 
 def _fill(buf, x, top, left):
@@ -172,9 +181,14 @@ def _tiled(arr, p, count):
     return arr.reshape(count, p.h.tiles, p.h.m, p.w.tiles, p.w.m, arr.shape[3]).transpose(2, 4, 0, 1, 3, 5)
 
 
-def forward(x, u, p, bias=None):
-    """y (N, Ho, Wo, C_out) of the stride-1 convolution planned by `p`; x is (N, H, W, C_in) unpadded,
-    u the transformed kernel from `kernel_transform`."""
+def forward(x, u, p, bias=None, keep=False):
+    """(y, kept): y (N, Ho, Wo, C_out) of the stride-1 convolution planned by `p`; x is (N, H, W, C_in)
+    unpadded, u the transformed kernel from `kernel_transform`. With `keep`, `kept` holds each chunk's
+    transformed input V for `backward` (None otherwise).
+
+    Keeping V costs 2.25x the input's memory (4x for 5x5 kernels) and saves the backward a padding
+    copy, a gather and two transforms per chunk: reading V back was faster than recomputing it
+    (CNN-B's second layer: backward 24 -> 18 ms)."""
     xp = backend.array_module(x)
     geom = p.geom
     (top, _), (left, _) = geom.pads
@@ -183,10 +197,13 @@ def forward(x, u, p, bias=None):
     # whole tiles: the output rounded up to a multiple of the tile, cropped once at the end if ragged
     out = xp.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co), dtype=x.dtype)
     xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, geom.c))
+    kept = [] if keep else None
     for n0 in range(0, geom.n, p.step):
         count = min(p.step, geom.n - n0)
         _fill(xbuf, x[n0:n0 + count], top, left)
-        v = _input_tiles(xbuf[:count], p, count, bufs)
+        v = _input_tiles(xbuf[:count], p, count, bufs, keep)
+        if keep:
+            kept.append(v)
         m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
         y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
         _tiled(out[n0:n0 + count], p, count)[...] = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
@@ -195,7 +212,7 @@ def forward(x, u, p, bias=None):
         out = xp.ascontiguousarray(out[:, :geom.ho, :geom.wo])
     if bias is not None:
         out += bias
-    return out
+    return out, kept
 
 
 def _fold(dd, p, into):
@@ -215,9 +232,10 @@ def _fold(dd, p, into):
         view[:rh - 1, :rw - 1, :, 1:, 1:] += dd[mh:, mw:]
 
 
-def backward(g, x, u, p, need_x, need_w):
+def backward(g, x, u, p, need_x, need_w, kept=None):
     """(dx, dU) of `forward` for the output gradient g (N, Ho, Wo, C_out); dU is in the transformed
-    domain (turn it into dW with `kernel_grad`). Either is None when not asked for."""
+    domain (turn it into dW with `kernel_grad`). Either is None when not asked for. `kept` is what
+    forward(keep=True) returned; without it V is recomputed from x."""
     xp = backend.array_module(g)
     geom = p.geom
     (top, _), (left, _) = geom.pads
@@ -225,13 +243,13 @@ def backward(g, x, u, p, need_x, need_w):
     bufs = backend.Scratch(xp, g.dtype)
     ragged = (p.h.tiles * p.h.m, p.w.tiles * p.w.m) != (geom.ho, geom.wo)
     gbuf = bufs.zeros("gbuf", (p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)) if ragged else None
-    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w else None
+    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w and kept is None else None
     du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=g.dtype) if need_x else None
     ut = u.transpose(0, 2, 1) if need_x else None
     ath_t, atw_t = p.h.at.T, p.w.at.T
     bth_t, btw_t = p.h.bt.T, p.w.bt.T
-    for n0 in range(0, geom.n, p.step):
+    for chunk, n0 in enumerate(range(0, geom.n, p.step)):
         count = min(p.step, geom.n - n0)
         if ragged:
             _fill(gbuf, g[n0:n0 + count], 0, 0)
@@ -242,8 +260,11 @@ def backward(g, x, u, p, need_x, need_w):
         xp.copyto(dy_c, dy)
         dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
         if need_w:
-            _fill(xbuf, x[n0:n0 + count], top, left)
-            v = _input_tiles(xbuf[:count], p, count, bufs)
+            if kept is None:
+                _fill(xbuf, x[n0:n0 + count], top, left)
+                v = _input_tiles(xbuf[:count], p, count, bufs)
+            else:
+                v = kept[chunk]
             du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
         if need_x:
             dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
