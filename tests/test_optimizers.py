@@ -237,6 +237,24 @@ def test_updates_in_place_and_state_allocated_once(name):
             np.testing.assert_array_equal(g, c)
 
 
+@pytest.mark.parametrize("name", list(OWN_OPTIONS))
+def test_big_variables_updated_block_by_block_give_the_same_steps(name, monkeypatch):
+    inits, grads = make_problem()
+
+    def run(block):
+        monkeypatch.setattr(optimizers, "_BLOCK", block)
+        opt = getattr(optimizers, name)(learning_rate=0.1, momentum=0.9) if name in ("SGD", "RMSprop") else \
+            getattr(optimizers, name)(learning_rate=0.1)
+        variables = [Variable(a.copy()) for a in inits]
+        for step_grads in grads:
+            opt.apply(step_grads, variables)
+        return [v.data for v in variables], [s.copy() for s in opt.variables[2:]]
+
+    whole, blocks = run(1 << 30), run(3)   # blocks of 3 elements, a ragged last block
+    for a, b in zip(whole[0] + whole[1], blocks[0] + blocks[1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_clipping_does_not_touch_the_gradients():
     g = np.full((2, 2), 10.0, np.float32)
     for opt in (optimizers.SGD(clipnorm=1.0), optimizers.SGD(clipvalue=1.0), optimizers.SGD(global_clipnorm=1.0)):
