@@ -334,3 +334,22 @@ def test_errors_name_the_op_and_the_shapes():
         upsample2d(cr.zeros((1, 4, 4, 1)), 2, "bicubic")
     with pytest.raises(ValueError, match=r"global_avg_pool2d expects .* got shape \(3, 4\)"):
         global_avg_pool2d(cr.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("shape,k", [((2, 6, 8, 3), 2), ((1, 5, 7, 2), 2), ((2, 6, 6, 1), 3)])
+def test_disjoint_max_pool_backward_matches_a_brute_force_reference(shape, k):
+    # windows of stride = size (the fast path), with ties (small integers) and a ragged edge
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, shape).astype(np.float64)
+    g = rng.standard_normal((shape[0], shape[1] // k, shape[2] // k, shape[3]))
+    t = cr.Tensor(x, requires_grad=True)
+    max_pool2d(t, k).backward(g)
+    expected = np.zeros_like(x)
+    for n in range(shape[0]):
+        for a in range(shape[1] // k):
+            for b in range(shape[2] // k):
+                for c in range(shape[3]):
+                    window = x[n, a * k:(a + 1) * k, b * k:(b + 1) * k, c]
+                    i, j = np.unravel_index(np.argmax(window), window.shape)  # first max, row-major
+                    expected[n, a * k + i, b * k + j, c] = g[n, a, b, c]
+    np.testing.assert_array_equal(np.asarray(t.grad), expected)

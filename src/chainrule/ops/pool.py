@@ -131,9 +131,13 @@ def _max_pool(xd, k, s, pads, out):
     for i, j in rest:
         xp.maximum(y, padded[_offset(i, j, s, out)], out=y)
 
+    disjoint = tuple(s) == tuple(k) and padded is xd  # windows that tile the input without overlap
+
     def backward(g):
         # Each window's gradient goes to the first offset, in row-major order, that holds the max;
         # `taken` marks windows already served, so ties never split the gradient.
+        if disjoint:
+            return _disjoint_max_backward(g, xd, y, k, s, out)
         dpad = xp.zeros(padded.shape, dtype=g.dtype)
         taken = xp.zeros(y.shape, dtype=bool)
         for i, j in _offsets(k):
@@ -143,6 +147,26 @@ def _max_pool(xd, k, s, pads, out):
             dpad[window] += g * winner  # overlapping windows (stride < size) accumulate here
         return _crop(dpad, pads, xd.shape)
     return y, backward
+
+
+def _disjoint_max_backward(g, xd, y, k, s, out):
+    """The max-pool backward when windows neither overlap nor need padding (stride = pool size, the
+    usual 2x2/2): every input element belongs to at most one window, so each offset's share is
+    written straight into dx, with no zero-filled buffer to add into (3x fewer passes)."""
+    xp = backend.array_module(g)
+    covered = (out[0] * s[0], out[1] * s[1]) == xd.shape[1:3]
+    dx = (xp.empty if covered else xp.zeros)(xd.shape, dtype=g.dtype)
+    offsets = _offsets(k)
+    taken = None
+    for index, (i, j) in enumerate(offsets):
+        window = _offset(i, j, s, out)
+        winner = xd[window] == y
+        if taken is not None:
+            xp.greater(winner, taken, out=winner)  # for booleans, a > b is "a and not b"
+        if index + 1 < len(offsets):
+            taken = winner.copy() if taken is None else xp.logical_or(taken, winner, out=taken)
+        xp.multiply(g, winner, out=dx[window])
+    return dx
 
 
 def _window_counts(n, k, s, pad_before, out):
@@ -316,6 +340,19 @@ def _bilinear_matrix(n, factor, dtype):
     return a.astype(dtype)
 
 
+def _sum_copies(g, axes):
+    """g summed over `axes` (each the copies axis of a nearest upsampling) by adding slabs: NumPy's
+    reduction over middle axes runs an inner loop only c wide (4.7x slower on (8, 64, 64, 32))."""
+    for done, axis in enumerate(sorted(axes)):  # the outer axis first: its slabs are the longest runs
+        axis -= done
+        parts = [g[(slice(None),) * axis + (i,)] for i in range(g.shape[axis])]
+        total = parts[0] + parts[1] if len(parts) > 1 else parts[0].copy()
+        for part in parts[2:]:
+            total += part
+        g = total
+    return g
+
+
 def upsample1d(x, size=2):
     """y[n, t, c] = x[n, t // size, c]: each step repeated `size` times (Keras's UpSampling1D).
 
@@ -327,7 +364,7 @@ def upsample1d(x, size=2):
     xp = backend.array_module(x.data)
     n, w, c = x.shape
     y = xp.broadcast_to(x.data[:, :, None], (n, w, f, c)).reshape(n, w * f, c)
-    return record(y, (x,), lambda g: (g.reshape(n, w, f, c).sum(axis=2),), "upsample1d")
+    return record(y, (x,), lambda g: (_sum_copies(g.reshape(n, w, f, c), (2,)),), "upsample1d")
 
 
 def upsample2d(x, size=2, interpolation="nearest"):
@@ -347,7 +384,7 @@ def upsample2d(x, size=2, interpolation="nearest"):
     ho, wo = h * fh, w * fw
     if interpolation == "nearest":
         y = xp.broadcast_to(x.data[:, :, None, :, None], (n, h, fh, w, fw, c)).reshape(n, ho, wo, c)
-        return record(y, (x,), lambda g: (g.reshape(n, h, fh, w, fw, c).sum(axis=(2, 4)),), "upsample2d")
+        return record(y, (x,), lambda g: (_sum_copies(g.reshape(n, h, fh, w, fw, c), (2, 4)),), "upsample2d")
     if interpolation != "bilinear":
         raise ValueError(f"upsample2d: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
     # two small dense matrices, applied as GEMMs along H then W: each output mixes 2 x 2 inputs,
