@@ -217,19 +217,21 @@ def forward(x, u, p, bias=None, keep=False):
 
 def _fold(dd, p, into):
     """Add the overlapping tiles' gradients dd (a_h, a_w, count, tiles_h, tiles_w, C) into `into`, the
-    padded input gradient as whole tiles (count, tiles_h + 1, m_h, tiles_w + 1, m_w, C), zero on entry.
+    padded input gradient by tap, (m_h, m_w, count, tiles_h + 1, tiles_w + 1, C).
 
     Tile t's tap i lands on row t*m + i: taps below m in tile t, the r - 1 taps past it in tile t + 1
-    (r - 1 <= m for every transform used), so four slab adds replace a_h*a_w strided ones."""
+    (r - 1 <= m for every transform used), so one copy and three slab adds replace a_h*a_w strided
+    adds. Laid out by tap, each slab is runs of tiles_w*C floats (by pixel they were runs of C)."""
     (mh, rh, th), (mw, rw, tw) = (p.h.m, p.h.r, p.h.tiles), (p.w.m, p.w.r, p.w.tiles)
-    view = into.transpose(2, 4, 0, 1, 3, 5)                     # (m_h, m_w, count, tiles_h+1, tiles_w+1, C)
-    view[:, :, :, :th, :tw] += dd[:mh, :mw]
+    into[:, :, :, :th, :tw] = dd[:mh, :mw]
+    into[:, :, :, th] = 0
+    into[:, :, :, :th, tw] = 0
     if rh > 1:
-        view[:rh - 1, :, :, 1:, :tw] += dd[mh:, :mw]
+        into[:rh - 1, :, :, 1:, :tw] += dd[mh:, :mw]
     if rw > 1:
-        view[:, :rw - 1, :, :th, 1:] += dd[:mh, mw:]
+        into[:, :rw - 1, :, :th, 1:] += dd[:mh, mw:]
     if rh > 1 and rw > 1:
-        view[:rh - 1, :rw - 1, :, 1:, 1:] += dd[mh:, mw:]
+        into[:rh - 1, :rw - 1, :, 1:, 1:] += dd[mh:, mw:]
 
 
 def backward(g, x, u, p, need_x, need_w, kept=None):
@@ -269,11 +271,12 @@ def backward(g, x, u, p, need_x, need_w, kept=None):
         if need_x:
             dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
             dd = _along((bth_t, btw_t), dv, bufs, "dd").reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
-            acc = bufs("acc", (count, p.h.tiles + 1, p.h.m, p.w.tiles + 1, p.w.m, c))
-            acc.fill(0)
+            acc = bufs("acc", (p.h.m, p.w.m, count, p.h.tiles + 1, p.w.tiles + 1, c))
             _fold(dd, p, acc)
+            padded = bufs("dxpad", (count, p.h.tiles + 1, p.h.m, p.w.tiles + 1, p.w.m, c))
+            xp.copyto(padded, acc.transpose(2, 3, 0, 4, 1, 5))
             rows, cols = (p.h.tiles + 1) * p.h.m, (p.w.tiles + 1) * p.w.m
-            dx[n0:n0 + count] = acc.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
+            dx[n0:n0 + count] = padded.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
     bufs.release()
     return dx, du
 
