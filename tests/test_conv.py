@@ -530,3 +530,52 @@ def test_wrong_rank_says_which_layout():
 def test_bad_arguments_are_explained(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+# ------------------------------------------------------------------ fused bias + ReLU
+@pytest.mark.parametrize("x_shape,k,c_out,kwargs", [
+    ((2, 9, 8, 3), (3, 3), 4, dict(padding="same")),                 # im2col
+    ((2, 12, 12, 8), (3, 3), 8, dict(padding="same")),               # Winograd when it pays (see below)
+    ((2, 7, 6, 5), (1, 1), 3, {}),                                   # pointwise
+    ((2, 9, 9, 4), (3, 3), 4, dict(stride=2, padding="same")),       # strided
+])
+@pytest.mark.parametrize("algorithm", ["auto", "im2col"])
+def test_fused_relu_equals_relu_of_the_convolution(x_shape, k, c_out, kwargs, algorithm, monkeypatch):
+    from chainrule.ops import winograd
+    monkeypatch.setattr(winograd, "_MIN_TILES", 1)
+    previous = conv_module.set_conv_algorithm(algorithm)
+    try:
+        rng = np.random.default_rng(11)
+        arrays = [normal(rng, x_shape), normal(rng, k + (x_shape[3], c_out)), normal(rng, (c_out,))]
+        seed = None
+        results = []
+        for fused in (True, False):
+            ts = [cr.Tensor(a.copy(), requires_grad=True) for a in arrays]
+            y = conv2d(*ts, activation="relu", **kwargs) if fused else cr.relu(conv2d(*ts, **kwargs))
+            seed = normal(rng, y.shape) if seed is None else seed
+            y.backward(seed)
+            results.append([y.numpy()] + [np.asarray(t.grad) for t in ts])
+        assert (results[0][0] == 0).any() and (results[0][0] > 0).any()
+        for a, b in zip(*results):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        cr.gradcheck(lambda x, w, b: conv2d(x, w, b, activation="relu", **kwargs), *arrays)
+    finally:
+        conv_module.set_conv_algorithm(previous)
+
+
+def test_conv1d_fused_relu_and_refused_activations():
+    rng = np.random.default_rng(12)
+    x, w, b = normal(rng, (2, 10, 3)), normal(rng, (3, 3, 4)), normal(rng, (4,))
+    np.testing.assert_allclose(conv1d(x, w, b, padding="causal", activation="relu").numpy(),
+                               np.maximum(conv1d(x, w, b, padding="causal").numpy(), 0))
+    with pytest.raises(ValueError, match="conv2d: activation='tanh' cannot be fused"):
+        conv2d(normal(rng, (1, 4, 4, 1)), normal(rng, (3, 3, 1, 1)), activation="tanh")
+
+
+def test_conv2d_layer_with_relu_records_one_node():
+    from chainrule import layers
+    layer = layers.Conv2D(4, 3, activation="relu")
+    x = cr.Tensor(np.random.default_rng(0).standard_normal((1, 6, 6, 2)).astype(np.float32))
+    y = layer(x)
+    assert y.node.op == "conv2d" and y.node.parents[0] is x
+    assert (y.numpy() >= 0).all()

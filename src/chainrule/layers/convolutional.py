@@ -78,6 +78,7 @@ class BaseConv(Layer):
 
     rank = None
     transpose = False
+    _fuses_relu = False  # whether _convolve(x, activation="relu") exists
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -164,8 +165,11 @@ class BaseConv(Layer):
     # ------------------------------------------------------------------ computing
     def call(self, inputs):
         self._check_input(tuple(inputs.shape))
-        outputs = self._convolve(inputs)  # the bias is added inside the op's node
-        if self.activation is not None:
+        # the bias is added inside the op's node; so is a ReLU, for Conv1D and Conv2D (same values,
+        # two passes over the output fewer)
+        fused = self.activation is activations.relu and self._fuses_relu
+        outputs = self._convolve(inputs, activation="relu") if fused else self._convolve(inputs)
+        if self.activation is not None and not fused:
             outputs = self.activation(outputs)
         if self.activity_regularizer is not None:
             # Keras divides the penalty by the batch size, so its strength does not depend on it
@@ -209,13 +213,14 @@ class Conv1D(BaseConv):
     """
 
     rank = 1
+    _fuses_relu = True
 
     def _output_length(self, axis, n, input_shape):
         return _conv_length(self, axis, n, input_shape)
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         return conv_ops.conv1d(x, self.kernel, self.bias, stride=self.strides[0], padding=self.padding,
-                               dilation=self.dilation_rate[0])
+                               dilation=self.dilation_rate[0], activation=activation)
 
 
 @serializable
@@ -231,13 +236,14 @@ class Conv2D(BaseConv):
     """
 
     rank = 2
+    _fuses_relu = True
 
     def _output_length(self, axis, n, input_shape):
         return _conv_length(self, axis, n, input_shape)
 
-    def _convolve(self, x):
+    def _convolve(self, x, activation=None):
         return conv_ops.conv2d(x, self.kernel, self.bias, stride=self.strides, padding=self.padding,
-                               dilation=self.dilation_rate)
+                               dilation=self.dilation_rate, activation=activation)
 
 
 @serializable

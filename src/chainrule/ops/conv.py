@@ -206,20 +206,32 @@ def _windows(xpad, geom):
         (sn, sh * geom.sh, sw * geom.sw, sh * geom.dh, sw * geom.dw, sc), writeable=False)
 
 
-def _windows_matmul(xpad, geom, right=None, left=None):
+def _epilogue(y, bias, relu):
+    """y += bias, then y = max(y, 0) if relu: in place, on a block still in cache."""
+    if bias is not None:
+        y += bias
+    if relu:
+        backend.array_module(y).maximum(y, 0, out=y)
+
+
+def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
     """im2col(xpad) @ right  and  im2col(xpad)^T @ left, block by block.
 
     im2col(xpad) is the (N*Ho*Wo, kh*kw*C) matrix of receptive fields, its columns ordered
     (kh, kw, C) like a Keras kernel reshaped to (kh*kw*C, C_out). `right` is (kh*kw*C, C_out)
-    (a forward pass), `left` is (N*Ho*Wo, C_out) (a weight gradient). Returns both products
-    (None for the one not asked).
+    (a forward pass, to which `bias` and `relu` are applied block by block), `left` is
+    (N*Ho*Wo, C_out) (a weight gradient). Returns both products (None for the one not asked).
     """
     xp = backend.array_module(xpad)
     c = xpad.shape[3]
     k, rows = geom.kh * geom.kw * c, geom.ho * geom.wo
     if geom.pointwise:  # the receptive fields are the pixels themselves: no copy at all
         cols = xpad.reshape(-1, k)
-        return (None if right is None else cols @ right), (None if left is None else cols.T @ left)
+        out = None
+        if right is not None:
+            out = cols @ right
+            _epilogue(out, bias, relu)
+        return out, (None if left is None else cols.T @ left)
     windows = _windows(xpad, geom)
     tap_major = c == 1
     out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
@@ -239,6 +251,7 @@ def _windows_matmul(xpad, geom, right=None, left=None):
             xp.copyto(cols.reshape(windows[n0:n1].shape), windows[n0:n1])
         if right is not None:
             xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
+            _epilogue(out[n0 * rows:n1 * rows], bias, relu)
         if left is not None:
             if n0 == 0:
                 xp.matmul(cols.T, left[:n1 * rows], out=wgrad)
@@ -414,19 +427,21 @@ def set_conv_algorithm(name):
     return previous
 
 
-def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape):
+def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
     """One graph node for a convolution; xd is x.data seen as (N, H, W, C), wd the kernel as
-    (kh*kw*C, Co). The backward keeps x and W (not the im2col matrix; see the speed notes)."""
+    (kh*kw*C, Co). The backward keeps x and W (not the im2col matrix; see the speed notes).
+    With `relu` the node is relu(conv + b): the bias and the max run on each output block while
+    it is in cache, and the backward masks g by y > 0 first."""
     plan = winograd.plan(geom, xd.dtype) if _algorithm == "auto" else None
     if plan is not None:
-        return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape)
-    y = _windows_matmul(_pad(xd, geom), geom, right=wd)[0]
-    if bd is not None:
-        y += bd
+        return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu)
+    y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
     y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
+        if relu:
+            g = g * (y > 0)
         g2 = g.reshape(-1, geom.co)
         gx = _input_grad(g2, wd, geom).reshape(x.shape) if x.requires_grad else None
         gw = _windows_matmul(_pad(xd, geom), geom, left=g2)[1].reshape(w.shape) if w.requires_grad else None
@@ -436,15 +451,17 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape):
     return record(y, parents, backward, op)
 
 
-def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape):
+def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu=False):
     """The same node as `_convolve`, computed with Winograd's transforms (see ops/winograd.py)."""
     geom = plan.geom
     u = winograd.kernel_transform(wd.reshape(geom.kh, geom.kw, geom.c, geom.co), plan)
-    y, kept = winograd.forward(xd, u, plan, bd, keep=w.requires_grad and is_grad_enabled())
+    y, kept = winograd.forward(xd, u, plan, bd, keep=w.requires_grad and is_grad_enabled(), relu=relu)
     y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
+        if relu:
+            g = g * (y > 0)
         g4 = g.reshape(geom.n, geom.ho, geom.wo, geom.co)
         dx, du = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad, kept)
         gx = None if dx is None else dx.reshape(x.shape)
@@ -455,7 +472,14 @@ def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape):
     return record(y, parents, backward, op)
 
 
-def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1):
+def _fused_activation(op, activation):
+    if activation not in (None, "relu"):
+        raise ValueError(f"{op}: activation={activation!r} cannot be fused; pass None or 'relu' and apply any "
+                         f"other activation to the result")
+    return activation == "relu"
+
+
+def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, activation=None):
     """2-D convolution (cross-correlation, as in every DL library) of channels-last images.
 
     x (N, H, W, C_in), w (kh, kw, C_in, C_out) as Keras stores it, b (C_out,) or None;
@@ -469,6 +493,8 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1):
     padding: "valid" (none), "same" (out = ceil(in / stride); TensorFlow's split with the
     smaller half first, which matters for even kernels and stride 2), an int p (p on every
     side), a pair (ph, pw) or ((top, bottom), (left, right)).
+    activation: None, or "relu" for relu(conv + b) as one node (the bias and the max applied to
+    each output block while it is in cache: two passes over the output fewer than relu(conv2d(...))).
 
     Computed as im2col(x) @ w.reshape(kh*kw*C_in, C_out); backward: dW = im2col(x)^T @ g,
     dx = col2im(g @ W^T) (at stride 1 with C_in >= C_out: the same convolution run on g with the
@@ -496,15 +522,17 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1):
         raise _too_small(op, (h, wid), (kh, kw), dilation, spec)
     xd, wd, bd = _check_dtypes(op, x, w, b)
     geom = _Geometry(n, (h, wid), c, (kh, kw), c_out, stride, dilation, spec, out_hw)
-    return _convolve(op, x, w, b, xd, wd.reshape(-1, c_out), bd, geom, (n,) + out_hw + (c_out,))
+    return _convolve(op, x, w, b, xd, wd.reshape(-1, c_out), bd, geom, (n,) + out_hw + (c_out,),
+                     _fused_activation(op, activation))
 
 
-def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1):
+def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1, activation=None):
     """1-D convolution of channels-last sequences: x (N, W, C_in), w (k, C_in, C_out), b (C_out,).
 
     Returns (N, Wo, C_out), out = floor((in + pad_total - dilation * (k - 1) - 1) / stride) + 1.
     padding: "valid", "same" (out = ceil(in / stride)), "causal" (dilation * (k - 1) zeros on the
     left only, so y[t] sees x[<= t], as Keras's Conv1D), an int p or a pair (left, right).
+    activation: None or "relu", fused as in conv2d.
 
     Runs conv2d's kernels on a height-1 image: x as (N, 1, W, C_in), w as (1, k, C_in, C_out).
     """
@@ -531,7 +559,8 @@ def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1):
         raise _too_small(op, (length,), (k,), (dilation,), (pads,))
     xd, wd, bd = _check_dtypes(op, x, w, b)
     geom = _Geometry(n, (1, length), c, (1, k), c_out, (1, stride), (1, dilation), ((0, 0), pads), (1, out))
-    return _convolve(op, x, w, b, xd.reshape(n, 1, length, c), wd.reshape(-1, c_out), bd, geom, (n, out, c_out))
+    return _convolve(op, x, w, b, xd.reshape(n, 1, length, c), wd.reshape(-1, c_out), bd, geom, (n, out, c_out),
+                     _fused_activation(op, activation))
 
 
 def _transpose_axis(n_in, k, s, d, padding, output_padding):

@@ -181,9 +181,10 @@ def _tiled(arr, p, count):
     return arr.reshape(count, p.h.tiles, p.h.m, p.w.tiles, p.w.m, arr.shape[3]).transpose(2, 4, 0, 1, 3, 5)
 
 
-def forward(x, u, p, bias=None, keep=False):
-    """(y, kept): y (N, Ho, Wo, C_out) of the stride-1 convolution planned by `p`; x is (N, H, W, C_in)
-    unpadded, u the transformed kernel from `kernel_transform`. With `keep`, `kept` holds each chunk's
+def forward(x, u, p, bias=None, keep=False, relu=False):
+    """(y, kept): y (N, Ho, Wo, C_out) of the stride-1 convolution planned by `p` (plus `bias`, then
+    max(., 0) with `relu`, both on each chunk in cache); x is (N, H, W, C_in) unpadded, u the
+    transformed kernel from `kernel_transform`. With `keep`, `kept` holds each chunk's
     transformed input V for `backward` (None otherwise).
 
     Keeping V costs 2.25x the input's memory (4x for 5x5 kernels) and saves the backward a padding
@@ -206,12 +207,15 @@ def forward(x, u, p, bias=None, keep=False):
             kept.append(v)
         m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
         y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
-        _tiled(out[n0:n0 + count], p, count)[...] = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
+        y = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
+        if bias is not None:
+            y += bias
+        if relu:
+            xp.maximum(y, 0, out=y)
+        _tiled(out[n0:n0 + count], p, count)[...] = y
     bufs.release()
     if out.shape[1:3] != (geom.ho, geom.wo):
         out = xp.ascontiguousarray(out[:, :geom.ho, :geom.wo])
-    if bias is not None:
-        out += bias
     return out, kept
 
 
