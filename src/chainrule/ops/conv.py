@@ -460,15 +460,15 @@ def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu=False):
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
-        if relu:
-            g = g * (y > 0)
         g4 = g.reshape(geom.n, geom.ho, geom.wo, geom.co)
-        dx, du = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad, kept)
+        need_b = b is not None and b.requires_grad
+        dx, du, db = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad, kept,
+                                       y.reshape(g4.shape) if relu else None, need_b)
         gx = None if dx is None else dx.reshape(x.shape)
         gw = None if du is None else winograd.kernel_grad(du, plan, geom.c, geom.co).reshape(w.shape)
         if b is None:
             return gx, gw
-        return gx, gw, (_sum_rows(g.reshape(-1, geom.co)) if b.requires_grad else None)
+        return gx, gw, db
     return record(y, parents, backward, op)
 
 

@@ -47,7 +47,6 @@ _TILE = {1: 1, 3: 4, 5: 4}          # kernel size -> outputs per tile, m (a = m 
 _CHUNK_BYTES = 1 << 20              # the transformed tiles of one chunk: about an L2 cache
 _CHUNK_TILES = 64                   # at least this many tiles (GEMM rows) per chunk
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
-_MAX_KERNEL_BYTES = 3 << 20         # see `plan`
 _MIN_SAVING = 2.5                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
 
 
@@ -118,13 +117,7 @@ def plan(geom, dtype):
     if geom.kh * geom.kw == 1 or min(geom.c, geom.co) < 8 or dtype.kind != "f":
         return None
     p = _Plan(geom, dtype)
-    tiles = geom.n * p.h.tiles * p.w.tiles
-    if tiles < _MIN_TILES or flops_saved(p) < _MIN_SAVING:
-        return None
-    # the transformed kernel is a*a/(kh*kw) times the kernel: past the cache, and bigger than the
-    # transformed data, streaming it costs more than the GEMMs save (a 256->128 layer on 8x8 images)
-    kernel, data = p.h.a * p.w.a * geom.c * geom.co, p.h.a * p.w.a * tiles * geom.c
-    if kernel * dtype.itemsize > _MAX_KERNEL_BYTES and kernel > data:
+    if geom.n * p.h.tiles * p.w.tiles < _MIN_TILES or flops_saved(p) < _MIN_SAVING:
         return None
     return p
 
@@ -238,10 +231,12 @@ def _fold(dd, p, into):
         into[:rh - 1, :rw - 1, :, 1:, 1:] += dd[mh:, mw:]
 
 
-def backward(g, x, u, p, need_x, need_w, kept=None):
-    """(dx, dU) of `forward` for the output gradient g (N, Ho, Wo, C_out); dU is in the transformed
-    domain (turn it into dW with `kernel_grad`). Either is None when not asked for. `kept` is what
-    forward(keep=True) returned; without it V is recomputed from x."""
+def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False):
+    """(dx, dU, db) of `forward` for the output gradient g (N, Ho, Wo, C_out); dU is in the
+    transformed domain (turn it into dW with `kernel_grad`). Each is None when not asked for. `kept`
+    is what forward(keep=True) returned; without it V is recomputed from x. `relu_out` is the output
+    of a forward with relu=True: g is masked by relu_out > 0 chunk by chunk, and db summed there too
+    (each a pass over a block in cache instead of over the whole gradient)."""
     xp = backend.array_module(g)
     geom = p.geom
     (top, _), (left, _) = geom.pads
@@ -253,17 +248,28 @@ def backward(g, x, u, p, need_x, need_w, kept=None):
     du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=g.dtype) if need_x else None
     ut = u.transpose(0, 2, 1) if need_x else None
+    db = xp.zeros(co, dtype=g.dtype) if need_b else None
     ath_t, atw_t = p.h.at.T, p.w.at.T
     bth_t, btw_t = p.h.bt.T, p.w.bt.T
     for chunk, n0 in enumerate(range(0, geom.n, p.step)):
         count = min(p.step, geom.n - n0)
         if ragged:
             _fill(gbuf, g[n0:n0 + count], 0, 0)
+            if relu_out is not None:
+                gbuf[:count, :geom.ho, :geom.wo] *= relu_out[n0:n0 + count] > 0
             dy = _tiled(gbuf[:count], p, count)
         else:
             dy = _tiled(g[n0:n0 + count], p, count)
         dy_c = bufs("dy", dy.shape)
-        xp.copyto(dy_c, dy)
+        if relu_out is not None and not ragged:
+            xp.multiply(dy, _tiled(relu_out[n0:n0 + count], p, count) > 0, out=dy_c)
+        else:
+            xp.copyto(dy_c, dy)
+        if need_b:
+            rows = dy_c.size // co
+            ones = bufs("ones", (rows,))
+            ones.fill(1)
+            db += ones @ dy_c.reshape(rows, co)
         dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
         if need_w:
             if kept is None:
@@ -282,7 +288,7 @@ def backward(g, x, u, p, need_x, need_w, kept=None):
             rows, cols = (p.h.tiles + 1) * p.h.m, (p.w.tiles + 1) * p.w.m
             dx[n0:n0 + count] = padded.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
     bufs.release()
-    return dx, du
+    return dx, du, db
 
 
 def kernel_grad(du, p, c_in, c_out):
