@@ -44,6 +44,7 @@ __all__ = ["transforms", "plan", "forward", "backward"]
 
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
 _TILE = {1: 1, 3: 4, 5: 4}          # kernel size -> outputs per tile, m (a = m + r - 1: 1, 6 or 8)
+_WIDE_TILE = 6                      # m for 3x3 kernels on input-heavy layers: F(6, 3), a = 8
 _CHUNK_BYTES = 1 << 20              # the transformed tiles of one chunk: about an L2 cache
 _CHUNK_TILES = 64                   # at least this many tiles (GEMM rows) per chunk
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
@@ -86,8 +87,8 @@ class _Axis:
 
     __slots__ = ("m", "r", "a", "at", "g", "bt", "tiles", "padded")
 
-    def __init__(self, r, out_len, dtype):
-        self.r, self.m = r, _TILE[r]
+    def __init__(self, r, out_len, dtype, m=None):
+        self.r, self.m = r, m or _TILE[r]
         self.a = self.m + r - 1
         self.at, self.g, self.bt = (t.astype(dtype) for t in transforms(self.m, r))
         self.tiles = -(-out_len // self.m)
@@ -100,6 +101,14 @@ class _Plan:
     def __init__(self, geom, dtype):
         self.geom = geom
         self.h, self.w = _Axis(geom.kh, geom.ho, dtype), _Axis(geom.kw, geom.wo, dtype)
+        if geom.c >= 2 * geom.co:
+            # Input-heavy layers (the concatenations of a U-Net's decoder) spend most in the input's
+            # transforms: 8x8 tiles for 6x6 outputs expand the input 1.8x, 6x6 tiles for 4x4 2.25x
+            # (measured: 48->16 channels on 64x64, 10.9 -> 9.4 ms). Only where the tiles fit the
+            # output well (a 3x3 kernel, at most 1/8 of the rows and columns computed in vain).
+            wide = [_Axis(r, n, dtype, _WIDE_TILE) if r == 3 and -(-n // _WIDE_TILE) * _WIDE_TILE <= n * 9 // 8
+                    else axis for axis, r, n in ((self.h, geom.kh, geom.ho), (self.w, geom.kw, geom.wo))]
+            self.h, self.w = wide
         tiles = self.h.tiles * self.w.tiles
         per_image = self.h.a * self.w.a * tiles * max(geom.c, geom.co) * 4
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
