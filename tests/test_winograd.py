@@ -49,6 +49,7 @@ def test_input_heavy_layers_take_wider_tiles_where_they_fit():
     assert winograd.plan(geometry((8, 64, 64, 48), 3, 16), f32).h.m == 6     # a U-Net decoder's concat
     assert winograd.plan(geometry((8, 64, 64, 16), 3, 16), f32).h.m == 4
     assert winograd.plan(geometry((4, 12, 12, 64), 3, 16, "valid"), f32).h.m == 4   # 10 rows in 12: too ragged
+    assert winograd.plan(geometry((8, 16, 16, 192), 3, 64), f32).h.m == 4           # 16 rows in 18: too
 
 
 def test_f43_matrices_are_the_published_ones():
@@ -98,7 +99,7 @@ CASES = [
     ((2, 12, 9, 8), (3, 5), 8, dict(padding=((1, 2), (0, 3)))),   # mixed sides, uneven padding
     ((2, 9, 17, 8), (1, 3), 8, dict(padding="same")),              # a 1x3 kernel (conv1d's shape)
     ((4, 8, 8, 10), (5, 3), 9, dict(padding=2)),
-    ((2, 12, 12, 16), (3, 3), 8, dict(padding="same")),            # input-heavy: F(6x6, 3x3)
+    ((2, 18, 12, 16), (3, 3), 8, dict(padding="same")),            # input-heavy: F(6x6, 3x3)
 ]
 
 
