@@ -18,11 +18,11 @@ Memory, two measures:
             blur it, so read it as a rough comparison.
 Max-pool and batch-norm rows appear when chainrule.ops.pool / chainrule.ops.norm exist.
 
-The conv layers are GEMM-bound, so the first line names the BLAS kernel NumPy's OpenBLAS chose
-(through threadpoolctl, when installed). OpenBLAS 0.3.31 takes AMD Zen 5 for Haswell and runs its
-AVX2 kernels there, about half the GEMM speed of its AVX-512 ones (OpenBLAS issue #6029);
-OPENBLAS_CORETYPE=Cooperlake in the environment selects those. --threads 1 --clock cpu gives
-steadier numbers on a machine that other jobs share.
+The first line names the BLAS kernel NumPy's OpenBLAS chose (through threadpoolctl, when installed):
+where OPENBLAS_CORETYPE forces an older one (Haswell's AVX2 on an AVX-512 machine) the GEMMs run
+at about half speed; unset it for real numbers. --threads sets both libraries' threads (chainrule
+splits its chunk loops over its own threads and holds NumPy's BLAS at one); --threads 1 --clock
+cpu gives steadier numbers on a machine that other jobs share.
 """
 import argparse
 import os
@@ -257,9 +257,7 @@ def main():
     args = parser.parse_args()
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     cores = args.threads
-    if cores != os.cpu_count():
-        from threadpoolctl import threadpool_limits  # benchmark-only dependency
-        threadpool_limits(cores, user_api="blas")
+    cr.backend.set_num_threads(cores)  # chainrule holds NumPy's BLAS at one thread and splits work itself
     if torch is not None:
         torch.set_num_threads(cores)
     blas = ""

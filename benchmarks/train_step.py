@@ -360,10 +360,12 @@ def measure(runners, chunks, target_s, warmup):
 
 
 def gemm_rates(repeats, n=2048):
-    """Median float32 GFLOP/s of an n x n @ n x n matmul for NumPy and (if present) torch, interleaved."""
+    """Median float32 GFLOP/s of an n x n @ n x n matmul, interleaved: NumPy's BLAS as chainrule runs
+    it (split over chainrule's threads, one BLAS thread each) and (if present) torch."""
+    from chainrule import backend
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    runs = {"numpy": lambda: a @ b}
+    runs = {"numpy": lambda: backend.gemm(a, b)}
     torch = _try_torch()
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
@@ -388,16 +390,13 @@ def _try_torch():
 
 
 def set_threads(n, with_torch=True):
-    """torch.set_num_threads(n) and NumPy's BLAS limited to n threads (for the rest of the process)."""
+    """torch.set_num_threads(n) and chainrule's kernels on n threads (chainrule holds NumPy's BLAS at
+    one thread and splits the big products itself), for the rest of the process."""
+    from chainrule import backend
+    backend.set_num_threads(n)
     torch = _try_torch() if with_torch else None
     if torch is not None:
         torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print(f"threadpoolctl not installed: NumPy's BLAS threads are not limited to {n}", file=sys.stderr)
-        return None
-    return threadpool_limits(n, "blas")
 
 
 def blas_kernel():

@@ -24,6 +24,7 @@ import inspect
 import math
 import numbers
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -186,7 +187,7 @@ class Optimizer:
         """A work array shaped like `like`: a view of one flat buffer per (module, dtype), reused by every
         variable and every step, so the update formulas can run with `out=` and make no temporaries."""
         xp = backend.array_module(like)
-        key = (xp.__name__, like.dtype, index)
+        key = (xp.__name__, like.dtype, index, threading.get_ident())  # one set per thread
         buf = self._work.get(key)
         if buf is None or buf.size < like.size:
             buf = self._work[key] = xp.empty(like.size, dtype=like.dtype)
@@ -357,10 +358,14 @@ class Optimizer:
             # 5.7 -> 4.5 ms a step).
             flat_slots = {name: a.reshape(-1) for name, a in self._slots_of(variable).items()}
             flat_data, flat_grad = data.reshape(-1), grad.reshape(-1)
-            for start in range(0, data.size, _BLOCK):
-                part = slice(start, start + _BLOCK)
-                block = _Block(flat_data[part], {name: a[part] for name, a in flat_slots.items()})
-                self.update_step(flat_grad[part], block, learning_rate)
+
+            def update_blocks(starts):  # the blocks are independent: the threads share them out
+                for start in starts:
+                    part = slice(start, start + _BLOCK)
+                    block = _Block(flat_data[part], {name: a[part] for name, a in flat_slots.items()})
+                    self.update_step(flat_grad[part], block, learning_rate)
+
+            backend.parallel_map(update_blocks, backend.split(range(0, data.size, _BLOCK)))
 
     def update_step(self, gradient, variable, learning_rate):
         """Update `variable.data` (and this variable's state) in place from `gradient`."""

@@ -29,8 +29,20 @@ def tanh(x):
 def relu(x):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
     x = as_tensor(x)
-    y = np.maximum(x.data, 0)
-    return record(y, (x,), lambda g: (g * (y > 0),), "relu")
+    xd = x.data
+    if xd.dtype.kind != "f" or xd.ndim == 0:
+        y = np.maximum(xd, 0)
+        return record(y, (x,), lambda g: (g * (y > 0),), "relu")
+    # big arrays go slice by slice over the threads (backend.parallel_slices)
+    xp = backend.array_module(xd)
+    y = xp.empty_like(xd)
+    backend.parallel_slices(len(xd), lambda s: xp.maximum(xd[s], 0, out=y[s]), xd.size)
+
+    def backward(g):
+        dx = xp.empty(g.shape, dtype=g.dtype)
+        backend.parallel_slices(len(g), lambda s: xp.multiply(g[s], y[s] > 0, out=dx[s]), g.size)
+        return (dx,)
+    return record(y, (x,), backward, "relu")
 
 
 def leaky_relu(x, negative_slope=0.2):

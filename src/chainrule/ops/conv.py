@@ -168,9 +168,9 @@ _CHUNK_BYTES = 2 << 20
 
 def _chunks(geom, k):
     """Images per chunk, and the batch ranges (n0, n1), so that a chunk's im2col block
-    (rows x k floats) is about _CHUNK_BYTES."""
+    (rows x k floats) is about _CHUNK_BYTES, and there is a chunk for every thread."""
     per_image = geom.ho * geom.wo * k * 4
-    step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
+    step = max(1, min(-(-geom.n // backend.num_threads()), _CHUNK_BYTES // max(per_image, 1)))
     return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
 
 
@@ -239,25 +239,34 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
     step, chunks = _chunks(geom, k)
     if wgrad is not None and not chunks:  # an empty batch
         wgrad.fill(0)
-    scratch = backend.Scratch(xp, xpad.dtype)
-    buf = scratch("im2col", (step * rows * k,))
-    for n0, n1 in chunks:
-        cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
-        if tap_major:
-            for i in range(geom.kh):
-                for j in range(geom.kw):
-                    taps[i, j] = windows[n0:n1, :, :, i, j]
-        else:
-            xp.copyto(cols.reshape(windows[n0:n1].shape), windows[n0:n1])
-        if right is not None:
-            xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
-            _epilogue(out[n0 * rows:n1 * rows], bias, relu)
-        if left is not None:
-            if n0 == 0:
-                xp.matmul(cols.T, left[:n1 * rows], out=wgrad)
+    def run(part):  # a run of chunks on one thread; returns its share of the weight gradient
+        scratch = backend.Scratch(xp, xpad.dtype)
+        buf = scratch("im2col", (step * rows * k,))
+        share = None
+        for n0, n1 in part:
+            cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
+            if tap_major:
+                for i in range(geom.kh):
+                    for j in range(geom.kw):
+                        taps[i, j] = windows[n0:n1, :, :, i, j]
             else:
-                wgrad += xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=scratch("wgrad", wgrad.shape))
-    scratch.release()
+                xp.copyto(cols.reshape(windows[n0:n1].shape), windows[n0:n1])
+            if right is not None:
+                xp.matmul(cols, right, out=out[n0 * rows:n1 * rows])
+                _epilogue(out[n0 * rows:n1 * rows], bias, relu)
+            if left is not None:
+                if share is None:
+                    share = xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=wgrad if n0 == 0 else None)
+                else:
+                    share += xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=scratch("wgrad", wgrad.shape))
+        scratch.release()
+        return share
+
+    shares = backend.parallel_map(run, backend.split(chunks))
+    if wgrad is not None:
+        for share in shares[1:]:
+            if share is not None:
+                wgrad += share
     return out, wgrad
 
 
@@ -294,19 +303,23 @@ def _col2im_matmul(grad, w2, geom):
     tap_major = c == 1
     k, rows = w2.shape[0], geom.ho * geom.wo
     step, chunks = _chunks(geom, k)
-    scratch = backend.Scratch(xp, grad.dtype)
-    buf = scratch("col2im", (step * rows * k,))
-    for n0, n1 in chunks:
-        cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
-        part = grad[n0 * rows:n1 * rows]
-        if tap_major:
-            xp.matmul(w2, part.T, out=cols.T)  # the (k, rows) block, written contiguously
-        else:
-            xp.matmul(part, w2.T, out=cols)
-        target = dx[n0:n1]
-        for i, j, into, source in places:
-            target[into] += taps[i, j][source]
-    scratch.release()
+
+    def run(part_chunks):  # a run of chunks on one thread, each adding into its own images of dx
+        scratch = backend.Scratch(xp, grad.dtype)
+        buf = scratch("col2im", (step * rows * k,))
+        for n0, n1 in part_chunks:
+            cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
+            part = grad[n0 * rows:n1 * rows]
+            if tap_major:
+                xp.matmul(w2, part.T, out=cols.T)  # the (k, rows) block, written contiguously
+            else:
+                xp.matmul(part, w2.T, out=cols)
+            target = dx[n0:n1]
+            for i, j, into, source in places:
+                target[into] += taps[i, j][source]
+        scratch.release()
+
+    backend.parallel_map(run, backend.split(chunks))
     return dx
 
 

@@ -1,4 +1,5 @@
 """Matrix products: matmul (batched, with NumPy's 1-D rules) and linear (x @ W + b in one node)."""
+from .. import backend
 from .base import as_tensor, record, unbroadcast
 
 
@@ -54,7 +55,8 @@ def linear(x, w, b=None):
         raise ValueError(f"linear: input of shape {x.shape} does not fit weights of shape {w.shape}: "
                          f"the last input axis must equal w.shape[0]")
     xd, wd = x.data, w.data
-    y = xd @ wd
+    x2 = xd.reshape(-1, xd.shape[-1])
+    y = backend.gemm(x2, wd).reshape(xd.shape[:-1] + (wd.shape[1],))
     parents = (x, w)
     if b is not None:
         b = as_tensor(b)
@@ -63,8 +65,8 @@ def linear(x, w, b=None):
 
     def backward(g):
         g2 = g.reshape(-1, g.shape[-1])
-        gx = (g @ wd.T) if x.requires_grad else None
-        gw = (xd.reshape(-1, xd.shape[-1]).T @ g2) if w.requires_grad else None
+        gx = backend.gemm(g2, wd.T).reshape(x.shape) if x.requires_grad else None
+        gw = backend.gemm(x2.T, g2) if w.requires_grad else None
         if b is None:
             return gx, gw
         return gx, gw, (g2.sum(axis=0) if b.requires_grad else None)

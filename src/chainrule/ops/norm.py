@@ -125,12 +125,25 @@ class _ChannelRows:
         return _restore(out, self.order)
 
     def sum(self, a):
-        """Per-channel sum of the matrix `a`."""
-        return self._fold(self.ones[:a.shape[0]] @ a)
+        """Per-channel sum of the matrix `a` (the threads each sum a slice of the rows)."""
+        parts = backend.parallel_slices(a.shape[0], lambda r: self.ones[:r.stop - r.start] @ a[r], a.size)
+        return self._fold(parts[0] if len(parts) == 1 else sum(parts[1:], parts[0]))
 
     def dot(self, a, b):
         """Per-channel sum of a * b, without an a * b temporary."""
-        return self._fold(self.xp.einsum("ij,ij->j", a, b))
+        parts = backend.parallel_slices(a.shape[0], lambda r: self.xp.einsum("ij,ij->j", a[r], b[r]), a.size)
+        return self._fold(parts[0] if len(parts) == 1 else sum(parts[1:], parts[0]))
+
+    def each_block(self, fn):
+        """fn(rows) for each block of rows, the blocks shared out over the threads."""
+        runs = backend.split(self.blocks) if len(self.blocks) > 1 else [self.blocks]
+        backend.parallel_map(lambda run: [fn(b) for b in run], runs)
+
+    def minus(self, a, v):
+        """a - v (v a row vector) as a new array, the rows shared out over the threads."""
+        out = self.xp.empty_like(a)
+        backend.parallel_slices(a.shape[0], lambda r: self.xp.subtract(a[r], v, out=out[r]), a.size)
+        return out
 
     def spread(self, v):
         """A per-channel vector tiled to broadcast against the matrix's rows."""
@@ -186,7 +199,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
             raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
         inv_m = dtype.type(1 / m)
         mean = layout.sum(xd) * inv_m
-        centred = xd - layout.spread(mean)
+        centred = layout.minus(xd, layout.spread(mean))
         # Corrected two-pass variance: centring first avoids E[x^2] - mean^2's cancellation for large
         # means; what is left of the centred values' mean is the rounding error of the float32 mean,
         # carried as a per-channel `shift` instead of a pass over the data (4-10x more accurate).
@@ -206,7 +219,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
                              "pass running_mean and running_var")
         rm = _running_array(running_mean, "running_mean", shape).reshape(-1).astype(dtype, copy=False)
         var = _running_array(running_var, "running_var", shape).reshape(-1).astype(dtype, copy=False)
-        centred = xd - layout.spread(rm)
+        centred = layout.minus(xd, layout.spread(rm))
         shift = None
     inv_std = 1 / xp.sqrt(var + dtype.type(epsilon))  # a fresh array: later running updates cannot reach it
     scale = inv_std if gamma_d is None else gamma_d * inv_std
@@ -214,11 +227,13 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     y, y_rows = layout.empty()
     scale_t = layout.spread(scale)
     offset_t = None if offset is None else layout.spread(offset)
-    for b in layout.blocks:
+    def y_block(b):
         y_b = y_rows[b]
         xp.multiply(centred[b], scale_t, out=y_b)
         if offset_t is not None:
             y_b += offset_t
+
+    layout.each_block(y_block)
     return _batch_norm_node(x, layout.result(y), centred, shift, inv_std, scale, gamma, beta, layout,
                             bool(training))
 
@@ -258,12 +273,14 @@ def _batch_norm_node(x, y, centred, shift, inv_std, scale, gamma, beta, layout, 
                 k = -(inv_std * inv_std) * sum_gc / m
                 k_t = layout.spread(k)
                 const_t = layout.spread(-sum_g / m if shift is None else -sum_g / m - shift * k)
-                for b in layout.blocks:
+                def dx_block(b):
                     d = dx_rows[b]
                     xp.multiply(centred[b], k_t, out=d)
                     d += g[b]
                     d += const_t
                     d *= scale_t
+
+                layout.each_block(dx_block)
             else:
                 xp.multiply(g, scale_t, out=dx_rows)
             dx = layout.result(dx)

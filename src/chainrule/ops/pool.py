@@ -127,10 +127,15 @@ def _max_pool(xd, k, s, pads, out):
     xp = backend.array_module(xd)
     padded = _pad(xd, pads, _lowest(xd.dtype))  # the lowest value never wins a window's max
     first, *rest = _offsets(k)
-    y = padded[_offset(*first, s, out)].copy()
-    for i, j in rest:
-        xp.maximum(y, padded[_offset(i, j, s, out)], out=y)
+    y = xp.empty((xd.shape[0],) + tuple(out) + (xd.shape[3],), dtype=xd.dtype)
 
+    def forward(part):  # images `part` (a slice of the batch); the threads share the batch
+        y_part, source = y[part], padded[part]
+        xp.copyto(y_part, source[_offset(*first, s, out)])
+        for i, j in rest:
+            xp.maximum(y_part, source[_offset(i, j, s, out)], out=y_part)
+
+    backend.parallel_slices(len(xd), forward, padded.size)
     disjoint = tuple(s) == tuple(k) and padded is xd  # windows that tile the input without overlap
 
     def backward(g):
@@ -157,15 +162,20 @@ def _disjoint_max_backward(g, xd, y, k, s, out):
     covered = (out[0] * s[0], out[1] * s[1]) == xd.shape[1:3]
     dx = (xp.empty if covered else xp.zeros)(xd.shape, dtype=g.dtype)
     offsets = _offsets(k)
-    taken = None
-    for index, (i, j) in enumerate(offsets):
-        window = _offset(i, j, s, out)
-        winner = xd[window] == y
-        if taken is not None:
-            xp.greater(winner, taken, out=winner)  # for booleans, a > b is "a and not b"
-        if index + 1 < len(offsets):
-            taken = winner.copy() if taken is None else xp.logical_or(taken, winner, out=taken)
-        xp.multiply(g, winner, out=dx[window])
+
+    def part_backward(part):  # images `part` of the batch; the threads share the batch
+        x_p, y_p, g_p, dx_p = xd[part], y[part], g[part], dx[part]
+        taken = None
+        for index, (i, j) in enumerate(offsets):
+            window = _offset(i, j, s, out)
+            winner = x_p[window] == y_p
+            if taken is not None:
+                xp.greater(winner, taken, out=winner)  # for booleans, a > b is "a and not b"
+            if index + 1 < len(offsets):
+                taken = winner.copy() if taken is None else xp.logical_or(taken, winner, out=taken)
+            xp.multiply(g_p, winner, out=dx_p[window])
+
+    backend.parallel_slices(len(xd), part_backward, xd.size)
     return dx
 
 

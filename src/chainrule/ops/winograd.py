@@ -115,6 +115,7 @@ class _Plan:
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
         # that the chunk's transformed tiles stay in cache
         self.step = max(1, min(geom.n, max(_CHUNK_BYTES // per_image, -(-_CHUNK_TILES // tiles))))
+        self.step = min(self.step, -(-geom.n // backend.num_threads()))  # a chunk for every thread
 
 
 def plan(geom, dtype):
@@ -197,26 +198,31 @@ def forward(x, u, p, bias=None, keep=False, relu=False):
     geom = p.geom
     (top, _), (left, _) = geom.pads
     co = u.shape[2]
-    bufs = backend.Scratch(xp, x.dtype)
     # whole tiles: the output rounded up to a multiple of the tile, cropped once at the end if ragged
     out = xp.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co), dtype=x.dtype)
-    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, geom.c))
-    kept = [] if keep else None
-    for n0 in range(0, geom.n, p.step):
-        count = min(p.step, geom.n - n0)
-        _fill(xbuf, x[n0:n0 + count], top, left)
-        v = _input_tiles(xbuf[:count], p, count, bufs, keep)
-        if keep:
-            kept.append(v)
-        m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
-        y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
-        y = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
-        if bias is not None:
-            y += bias
-        if relu:
-            xp.maximum(y, 0, out=y)
-        _tiled(out[n0:n0 + count], p, count)[...] = y
-    bufs.release()
+    starts = list(enumerate(range(0, geom.n, p.step)))
+    kept = [None] * len(starts) if keep else None
+
+    def run(chunks):  # a run of chunks on one thread, with that thread's scratch buffers
+        bufs = backend.Scratch(xp, x.dtype)
+        xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, geom.c))
+        for index, n0 in chunks:
+            count = min(p.step, geom.n - n0)
+            _fill(xbuf, x[n0:n0 + count], top, left)
+            v = _input_tiles(xbuf[:count], p, count, bufs, keep)
+            if keep:
+                kept[index] = v
+            m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
+            y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
+            y = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
+            if bias is not None:
+                y += bias
+            if relu:
+                xp.maximum(y, 0, out=y)
+            _tiled(out[n0:n0 + count], p, count)[...] = y
+        bufs.release()
+
+    backend.parallel_map(run, backend.split(starts))
     if out.shape[1:3] != (geom.ho, geom.wo):
         out = xp.ascontiguousarray(out[:, :geom.ho, :geom.wo])
     return out, kept
@@ -251,53 +257,64 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
     geom = p.geom
     (top, _), (left, _) = geom.pads
     co, c = g.shape[3], geom.c
-    bufs = backend.Scratch(xp, g.dtype)
     ragged = (p.h.tiles * p.h.m, p.w.tiles * p.w.m) != (geom.ho, geom.wo)
-    gbuf = bufs.zeros("gbuf", (p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)) if ragged else None
-    xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w and kept is None else None
-    du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=g.dtype) if need_x else None
     ut = u.transpose(0, 2, 1) if need_x else None
-    db = xp.zeros(co, dtype=g.dtype) if need_b else None
     ath_t, atw_t = p.h.at.T, p.w.at.T
     bth_t, btw_t = p.h.bt.T, p.w.bt.T
-    for chunk, n0 in enumerate(range(0, geom.n, p.step)):
-        count = min(p.step, geom.n - n0)
-        if ragged:
-            _fill(gbuf, g[n0:n0 + count], 0, 0)
-            if relu_out is not None:
-                gbuf[:count, :geom.ho, :geom.wo] *= relu_out[n0:n0 + count] > 0
-            dy = _tiled(gbuf[:count], p, count)
-        else:
-            dy = _tiled(g[n0:n0 + count], p, count)
-        dy_c = bufs("dy", dy.shape)
-        if relu_out is not None and not ragged:
-            xp.multiply(dy, _tiled(relu_out[n0:n0 + count], p, count) > 0, out=dy_c)
-        else:
-            xp.copyto(dy_c, dy)
-        if need_b:
-            rows = dy_c.size // co
-            ones = bufs("ones", (rows,))
-            ones.fill(1)
-            db += ones @ dy_c.reshape(rows, co)
-        dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
-        if need_w:
-            if kept is None:
-                _fill(xbuf, x[n0:n0 + count], top, left)
-                v = _input_tiles(xbuf[:count], p, count, bufs)
+
+    def run(chunks):  # a run of chunks on one thread: its dx slices, and its share of dU and db
+        bufs = backend.Scratch(xp, g.dtype)
+        gbuf = bufs.zeros("gbuf", (p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)) if ragged else None
+        xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w and kept is None else None
+        du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
+        db = xp.zeros(co, dtype=g.dtype) if need_b else None
+        for index, n0 in chunks:
+            count = min(p.step, geom.n - n0)
+            if ragged:
+                _fill(gbuf, g[n0:n0 + count], 0, 0)
+                if relu_out is not None:
+                    gbuf[:count, :geom.ho, :geom.wo] *= relu_out[n0:n0 + count] > 0
+                dy = _tiled(gbuf[:count], p, count)
             else:
-                v = kept[chunk]
-            du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
-        if need_x:
-            dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
-            dd = _along((bth_t, btw_t), dv, bufs, "dd").reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
-            acc = bufs("acc", (p.h.m, p.w.m, count, p.h.tiles + 1, p.w.tiles + 1, c))
-            _fold(dd, p, acc)
-            padded = bufs("dxpad", (count, p.h.tiles + 1, p.h.m, p.w.tiles + 1, p.w.m, c))
-            xp.copyto(padded, acc.transpose(2, 3, 0, 4, 1, 5))
-            rows, cols = (p.h.tiles + 1) * p.h.m, (p.w.tiles + 1) * p.w.m
-            dx[n0:n0 + count] = padded.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
-    bufs.release()
+                dy = _tiled(g[n0:n0 + count], p, count)
+            dy_c = bufs("dy", dy.shape)
+            if relu_out is not None and not ragged:
+                xp.multiply(dy, _tiled(relu_out[n0:n0 + count], p, count) > 0, out=dy_c)
+            else:
+                xp.copyto(dy_c, dy)
+            if need_b:
+                rows = dy_c.size // co
+                ones = bufs("ones", (rows,))
+                ones.fill(1)
+                db += ones @ dy_c.reshape(rows, co)
+            dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
+            if need_w:
+                if kept is None:
+                    _fill(xbuf, x[n0:n0 + count], top, left)
+                    v = _input_tiles(xbuf[:count], p, count, bufs)
+                else:
+                    v = kept[index]
+                du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
+            if need_x:
+                dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
+                dd = _along((bth_t, btw_t), dv, bufs, "dd").reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
+                acc = bufs("acc", (p.h.m, p.w.m, count, p.h.tiles + 1, p.w.tiles + 1, c))
+                _fold(dd, p, acc)
+                padded = bufs("dxpad", (count, p.h.tiles + 1, p.h.m, p.w.tiles + 1, p.w.m, c))
+                xp.copyto(padded, acc.transpose(2, 3, 0, 4, 1, 5))
+                rows, cols = (p.h.tiles + 1) * p.h.m, (p.w.tiles + 1) * p.w.m
+                dx[n0:n0 + count] = padded.reshape(count, rows, cols, c)[:, top:top + geom.h, left:left + geom.w]
+        bufs.release()
+        return du, db
+
+    parts = backend.parallel_map(run, backend.split(enumerate(range(0, geom.n, p.step))))
+    du, db = parts[0]
+    for du_i, db_i in parts[1:]:
+        if du is not None:
+            du += du_i
+        if db is not None:
+            db += db_i
     return dx, du, db
 
 

@@ -1,0 +1,150 @@
+"""chainrule's own threads (backend.set_num_threads): the helpers, and every kernel that splits its
+work over them gives the results of the one-thread run (bit for bit where each element is computed
+by one thread, to float64 rounding where partial sums are added up)."""
+import threading
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import backend, optimizers
+from chainrule.ops import conv as conv_module
+from chainrule.ops import winograd
+from chainrule.ops.conv import conv2d
+from chainrule.ops.norm import batch_norm
+from chainrule.ops.pool import max_pool2d
+from chainrule.variable import Variable
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Set the thread count for one test (restored after), with the size thresholds off so that
+    even the tests' small arrays are split."""
+    previous = backend.num_threads()
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
+    monkeypatch.setattr(backend, "_PARALLEL_GEMM", 1)
+    yield backend.set_num_threads
+    backend.set_num_threads(previous)
+
+
+def test_split_cuts_contiguous_near_equal_runs():
+    assert backend.split(range(7), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert backend.split(range(2), 4) == [[0], [1]]
+    assert backend.split([], 2) == [[]]
+
+
+def test_parallel_map_keeps_order_uses_the_threads_and_does_not_nest(threads):
+    threads(2)
+    names = []
+
+    def work(i):
+        names.append(threading.current_thread().name)
+        inner = backend.parallel_map(lambda j: j * 10, [1, 2])   # inside a worker: runs inline
+        return i, inner
+
+    assert backend.parallel_map(work, [0, 1, 2, 3]) == [(i, [10, 20]) for i in range(4)]
+    assert threading.current_thread().name in names            # the caller takes a share
+    assert any(n.startswith("chainrule") for n in names)
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        backend.set_num_threads(0)
+
+
+def test_parallel_map_passes_exceptions_on(threads):
+    threads(2)
+
+    def fail(i):
+        if i == 1:
+            raise RuntimeError("boom")
+        return i
+
+    with pytest.raises(RuntimeError, match="boom"):
+        backend.parallel_map(fail, [0, 1])
+
+
+def test_gemm_splits_rows_and_equals_the_product(threads):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((37, 11)), rng.standard_normal((11, 5))
+    threads(3)
+    # BLAS blocks a row slice as it likes: equal to rounding
+    np.testing.assert_allclose(backend.gemm(a, b), a @ b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(backend.gemm(a[::2].T.copy().T, b), a[::2] @ b, rtol=1e-13, atol=1e-13)
+
+
+def test_blas_is_held_at_one_thread():
+    calls = backend._blas_thread_calls()
+    if calls is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS found in /proc/self/maps")
+    assert calls[0]() == 1
+
+
+def run_all(fn, arrays):
+    ts = [cr.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    y = fn(*ts)
+    y.backward(np.random.default_rng(9).standard_normal(y.shape).astype(y.dtype))
+    return [np.asarray(y.numpy())] + [np.asarray(t.grad) for t in ts]
+
+
+def same_on_one_and_three_threads(threads, fn, arrays, exact):
+    threads(1)
+    one = run_all(fn, arrays)
+    threads(3)
+    three = run_all(fn, arrays)
+    for a, b in zip(one, three):
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "im2col"])
+@pytest.mark.parametrize("relu", [None, "relu"])
+def test_convolutions_split_over_threads(threads, monkeypatch, algorithm, relu):
+    monkeypatch.setattr(winograd, "_MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_TILES", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_BYTES", 1)            # a chunk per image
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    previous = conv_module.set_conv_algorithm(algorithm)
+    try:
+        rng = np.random.default_rng(1)
+        arrays = [rng.standard_normal((7, 9, 10, 8)), rng.standard_normal((3, 3, 8, 8)), rng.standard_normal(8)]
+        same_on_one_and_three_threads(threads, lambda x, w, b: conv2d(x, w, b, padding="same", activation=relu),
+                                      arrays, exact=False)
+        # strided (im2col, col2im) as well
+        same_on_one_and_three_threads(threads, lambda x, w, b: conv2d(x, w, b, stride=2, padding="same"),
+                                      arrays, exact=False)
+    finally:
+        conv_module.set_conv_algorithm(previous)
+
+
+def test_relu_and_max_pool_split_over_threads(threads):
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 4, (5, 8, 6, 3)).astype(np.float64)     # ties in the pooling windows
+    same_on_one_and_three_threads(threads, lambda t: max_pool2d(cr.relu(t), 2), [x], exact=True)
+
+
+def test_batch_norm_splits_over_threads(threads, monkeypatch):
+    from chainrule.ops import norm
+    monkeypatch.setattr(norm, "_BLOCK", 64)                        # several blocks of rows
+    norm._channel_rows.cache_clear()
+    rng = np.random.default_rng(3)
+    arrays = [100 + rng.standard_normal((6, 10, 10, 4)), rng.standard_normal(4), rng.standard_normal(4)]
+    same_on_one_and_three_threads(
+        threads, lambda x, g, b: batch_norm(x, g, b, None, None, training=True), arrays, exact=False)
+    norm._channel_rows.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["Adam", "Adadelta", "SGD"])
+def test_optimizer_blocks_split_over_threads(threads, monkeypatch, name):
+    monkeypatch.setattr(optimizers, "_BLOCK", 5)
+    rng = np.random.default_rng(4)
+    init = rng.standard_normal((7, 9)).astype(np.float32)
+    grads = [rng.standard_normal((7, 9)).astype(np.float32) for _ in range(4)]
+    results = []
+    for n in (1, 3):
+        threads(n)
+        opt = getattr(optimizers, name)(learning_rate=0.1)
+        v = Variable(init.copy())
+        for g in grads:
+            opt.apply([g], [v])
+        results.append(v.data.copy())
+    np.testing.assert_array_equal(*results)
