@@ -33,6 +33,16 @@ def test_split_cuts_contiguous_near_equal_runs():
     assert backend.split([], 2) == [[]]
 
 
+def test_balanced_step_gives_every_thread_the_same_number_of_chunks(threads):
+    threads(2)
+    assert backend.balanced_step(128, 50) == 32      # 4 chunks of 32, not 50 + 50 + 28
+    assert backend.balanced_step(8, 8) == 4
+    assert backend.balanced_step(8, 1) == 1
+    assert backend.balanced_step(0, 5) == 5
+    threads(1)
+    assert backend.balanced_step(128, 50) == 43      # 3 chunks, as even as 50 allows
+
+
 def test_parallel_map_keeps_order_uses_the_threads_and_does_not_nest(threads):
     threads(2)
     names = []

@@ -254,6 +254,17 @@ def gemm(a, b):
     return out
 
 
+def balanced_step(n, step):
+    """A chunk size near `step` (not above it) that cuts n items into a multiple of num_threads()
+    chunks of near-equal size, so that no thread waits on another's extra chunk (128 images in
+    chunks of 50 are 50 + 50 + 28: one thread does 100, the other 28)."""
+    if n <= 0:
+        return max(1, step)
+    chunks = -(-n // max(1, step))
+    chunks = -(-chunks // _threads) * _threads
+    return max(1, -(-n // chunks))
+
+
 def parallel_slices(n, fn, elements):
     """[fn(s) for s in slices of range(n)]: one contiguous slice per thread when the pass touches at
     least _PARALLEL_ELEMENTS elements in all, else fn(slice(0, n)) alone. For the elementwise ops:

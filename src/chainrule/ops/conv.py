@@ -170,7 +170,8 @@ def _chunks(geom, k):
     """Images per chunk, and the batch ranges (n0, n1), so that a chunk's im2col block
     (rows x k floats) is about _CHUNK_BYTES, and there is a chunk for every thread."""
     per_image = geom.ho * geom.wo * k * 4
-    step = max(1, min(-(-geom.n // backend.num_threads()), _CHUNK_BYTES // max(per_image, 1)))
+    step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
+    step = backend.balanced_step(geom.n, step)
     return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
 
 
@@ -339,9 +340,12 @@ def _flipped(geom):
 
 def _sum_rows(g2):
     """g2.sum(axis=0) for a tall (rows, C_out) gradient, as a GEMV (ones @ g2): 3-15x faster than
-    NumPy's axis-0 reduction, whose inner loop runs only C_out wide, and no less accurate."""
+    NumPy's axis-0 reduction, whose inner loop runs only C_out wide, and no less accurate. The
+    threads each take a slice of the rows."""
     xp = backend.array_module(g2)
-    return xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
+    ones = xp.ones(g2.shape[0], dtype=g2.dtype)
+    parts = backend.parallel_slices(g2.shape[0], lambda r: ones[r] @ g2[r], g2.size)
+    return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
 
 
 def _input_grad(grad, w2, geom):

@@ -115,7 +115,7 @@ class _Plan:
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
         # that the chunk's transformed tiles stay in cache
         self.step = max(1, min(geom.n, max(_CHUNK_BYTES // per_image, -(-_CHUNK_TILES // tiles))))
-        self.step = min(self.step, -(-geom.n // backend.num_threads()))  # a chunk for every thread
+        self.step = backend.balanced_step(geom.n, self.step)
 
 
 def plan(geom, dtype):
