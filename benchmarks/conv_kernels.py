@@ -4,7 +4,8 @@
 
 For each layer: one forward and a backward that asks for every gradient (input, kernel, bias),
 timed as the median of `repeats` runs after a warm-up, chainrule and PyTorch interleaved run by
-run so that load from other processes hits both alike. PyTorch runs in NCHW with its own weight
+run so that load from other processes hits both alike (with more than one thread, in blocks: see
+`interleaved_times`). PyTorch runs in NCHW with its own weight
 layout and torch.set_num_threads(cores), as users would run it; chainrule in NHWC with Keras's
 layouts. ratio = torch ms / chainrule ms of the medians, so > 1 means chainrule is faster; best is
 the same ratio of the fastest runs, steadier when other processes share the machine.
@@ -182,8 +183,15 @@ def make_case(kind, shape, k, c_out, stride, padding, rng):
 
 # ------------------------------------------------------------------ measuring
 
-def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter):
-    """Seconds of each run of fa and of fb, run alternately so that background load hits both alike."""
+def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False):
+    """Seconds of each run of fa and of fb, run alternately so that background load hits both alike.
+
+    blocks=True (used with more than one thread) runs fa's warm-up and repeats, then fb's: run by
+    run alternation measured each library in the other's wake, its caches full of the other's data
+    and PyTorch's OpenMP workers still spinning on the cores (2 cores: chainrule's CNN-A conv2 took
+    9.8 ms right after a PyTorch call, 6.1 ms in a block of its own; PyTorch's own runs move alike)."""
+    if blocks:
+        return _block_times(fa, repeats, warmup, clock), ([] if fb is None else _block_times(fb, repeats, warmup, clock))
     for _ in range(warmup):
         fa()
         if fb is not None:
@@ -198,6 +206,17 @@ def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter):
             fb()
             tb.append(clock() - t0)
     return ta, tb
+
+
+def _block_times(fn, repeats, warmup, clock):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+    return times
 
 
 def tracemalloc_peak(fn):
@@ -287,7 +306,7 @@ def main():
     for i, (model, name, kind, shape, ours, theirs, _) in enumerate(cases):
         if sys.stderr.isatty():
             print(f"  timing {i + 1}/{len(cases)} {model} {name}...", end="\r", file=sys.stderr, flush=True)
-        times.append(interleaved_times(ours, theirs, args.repeats, clock=clock))
+        times.append(interleaved_times(ours, theirs, args.repeats, clock=clock, blocks=cores > 1))
     # pass 2: memory (the mmap setting it needs slows allocation, so it comes after all timings)
     libc = _glibc_returns_large_blocks()
     memory = [(tracemalloc_peak(ours), rss_peak(ours, libc), rss_peak(theirs, libc) if theirs else None)

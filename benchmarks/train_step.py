@@ -365,7 +365,7 @@ def gemm_rates(repeats, n=2048):
     from chainrule import backend
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    runs = {"numpy": lambda: backend.gemm(a, b)}
+    runs = {"numpy": (lambda: backend.gemm(a, b)) if hasattr(backend, "gemm") else (lambda: a @ b)}
     torch = _try_torch()
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
@@ -393,7 +393,14 @@ def set_threads(n, with_torch=True):
     """torch.set_num_threads(n) and chainrule's kernels on n threads (chainrule holds NumPy's BLAS at
     one thread and splits the big products itself), for the rest of the process."""
     from chainrule import backend
-    backend.set_num_threads(n)
+    if hasattr(backend, "set_num_threads"):
+        backend.set_num_threads(n)
+    else:  # a chainrule from before its own threads (for before/after runs): BLAS's threads it is
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(n, "blas")
+        except ImportError:
+            print(f"threadpoolctl not installed: NumPy's BLAS threads are not limited to {n}", file=sys.stderr)
     torch = _try_torch() if with_torch else None
     if torch is not None:
         torch.set_num_threads(n)

@@ -17,10 +17,12 @@ import numpy as _np
 
 from . import backend, ops, random
 from .autograd import Tensor, enable_grad, grad, is_grad_enabled, no_grad
+from .backend import num_threads, set_num_threads
 from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint,
                        randn, tensor, zeros, zeros_like)
 from .ops import (abs, concat, exp, log, matmul, maximum, mean, minimum, relu, reshape, sigmoid, softmax, split,
                   sqrt, stack, sum, tanh, where)
+from .ops.conv import set_conv_algorithm
 from .teach.gradcheck import GradcheckError, gradcheck
 
 float32 = _np.float32

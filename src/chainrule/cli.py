@@ -591,7 +591,9 @@ def _info(args):
     cupy = backend._cupy
     print("backend: numpy, float32 by default" + (f"; cupy {cupy.__version__} available" if cupy is not None
                                                   else " (cupy not installed, so no GPU)"))
-    print(f"CPU cores: {os.cpu_count()}")
+    held = "; NumPy's BLAS held at 1 thread" if backend._blas_saved is not None else ""
+    print(f"CPU cores: {os.cpu_count()}; chainrule threads: {backend.num_threads()} (CHAINRULE_NUM_THREADS or "
+          f"chainrule.set_num_threads){held}")
     try:
         from threadpoolctl import threadpool_info
         pools = threadpool_info()

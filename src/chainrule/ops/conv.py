@@ -1,7 +1,9 @@
 """Convolutions over channels-last data: conv2d, conv1d, conv_transpose2d.
 
 Layouts are Keras's: images (batch, height, width, channels), kernels
-(kernel_height, kernel_width, in_channels, out_channels). One algorithm serves all three ops:
+(kernel_height, kernel_width, in_channels, out_channels). Stride-1 3x3 and 5x5 convolutions with
+8+ channels run Winograd's minimal filtering (ops/winograd.py: 4 to 6 times fewer multiplications);
+`set_conv_algorithm("im2col")` turns it off. One direct algorithm serves all three ops otherwise:
 
     forward      y  = im2col(x) @ W            one strided copy, one GEMM
     backward     dW = im2col(x)^T @ g          one GEMM
@@ -159,9 +161,10 @@ class _Geometry:
 # - At stride 1 the input gradient is itself a convolution of g (kernel flipped, its channel axes
 #   swapped, "full" padding); when C_in >= C_out that is cheaper than col2im: one im2col copy of g
 #   and one GEMM instead of a wider GEMM and kh*kw strided adds over runs of only C floats.
-# What is left is BLAS time: the GEMMs take 65-95% of a layer's forward + backward. On an AMD
-# Zen 5 the OpenBLAS that NumPy 2.4 bundles (0.3.31) runs its AVX2 "Haswell" kernels (OpenBLAS issue
-# #6029), half the speed of its AVX-512 ones (OPENBLAS_CORETYPE=Cooperlake) and of PyTorch's oneDNN.
+# - The chunks are shared out over chainrule's threads (backend.parallel_map), each with its own
+#   block buffer and a single-threaded GEMM.
+# What is left is BLAS time: the GEMMs take 65-95% of a layer's forward + backward, and they already
+# run near BLAS's peak; the way past it is fewer multiplications (Winograd) where the shapes allow.
 
 _CHUNK_BYTES = 2 << 20
 
