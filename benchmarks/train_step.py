@@ -3,6 +3,7 @@
     python benchmarks/train_step.py                       # every model, all cores (a few minutes)
     python benchmarks/train_step.py --quick               # smoke run, under a minute
     python benchmarks/train_step.py --only mlp,cnn-a --threads 1 --markdown RESULTS.md
+    python benchmarks/train_step.py --profile unet --threads 1   # where a step's time goes, both frameworks
 
 Models (random MNIST-shaped data: 28x28x1 in [0, 1], labels 0-9; U-Net: 64x64x1 images and masks):
     mlp            784-256-128-10 ReLU, softmax, Adam(1e-3), batch 128, sparse categorical cross-entropy
@@ -527,6 +528,74 @@ def table(rows):
     return out
 
 
+def profile(kind, steps=10):
+    """Where one training step's time goes: chainrule's forward and backward time per op (every
+    recorded node timed by wrapping chainrule's record()), then PyTorch's profiler table."""
+    import collections
+    import importlib
+    import pkgutil
+
+    from chainrule import autograd
+    import chainrule.ops as ops_package
+    forward, backward = collections.defaultdict(float), collections.defaultdict(float)
+    last = [None]
+    record = autograd.record
+
+    def timed_record(data, parents, fn, op):
+        now = time.perf_counter()
+        if last[0] is not None:  # the op's forward ran since the previous record
+            forward[op] += now - last[0]
+
+        def timed_backward(g):
+            t0 = time.perf_counter()
+            result = fn(g)
+            backward[op] += time.perf_counter() - t0
+            return result
+        out = record(data, parents, timed_backward, op)
+        last[0] = time.perf_counter()
+        return out
+
+    modules = [importlib.import_module(f"chainrule.ops.{m.name}") for m in pkgutil.iter_modules(ops_package.__path__)]
+    patched = [m for m in modules if getattr(m, "record", None) is record]
+    for m in patched:
+        m.record = timed_record
+    batches = make_data(kind, 4)
+    step, samples = chainrule_runner(kind, batches)
+    for _ in range(3):
+        step()
+    forward.clear()
+    backward.clear()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        last[0] = None
+        step()
+    total = (time.perf_counter() - t0) / steps * 1e3
+    for m in patched:
+        m.record = record
+    print(f"chainrule {kind}: {total:.1f} ms a step ({samples / total * 1e3:.0f} samples/s); per op, ms a step:")
+    for op in sorted(set(forward) | set(backward), key=lambda o: -(forward[o] + backward[o])):
+        print(f"  {op:34s} forward {forward[op] / steps * 1e3:7.2f}  backward {backward[op] / steps * 1e3:7.2f}")
+    timed = (sum(forward.values()) + sum(backward.values())) / steps * 1e3
+    print(f"  {'(outside the ops: optimizer, loop)':34s} {total - timed:7.2f}")
+    torch = _try_torch()
+    if torch is None:
+        return
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    tstep, _ = torch_runner(kind, torch_data(batches))
+    for _ in range(3):
+        tstep()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tstep()
+    print(f"\ntorch {kind}: {(time.perf_counter() - t0) / steps * 1e3:.1f} ms a step unprofiled; profiled "
+          f"over {steps} steps:")
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            tstep()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and NumPy's BLAS")
@@ -535,6 +604,7 @@ def main():
     parser.add_argument("--chunks", type=int, default=None, help="timed chunks per framework (default 7, quick 3)")
     parser.add_argument("--no-memory", action="store_true", help="skip the child processes that measure memory")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
+    parser.add_argument("--profile", metavar="MODEL", help="instead: where one step's time goes, per op, in both")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-steps", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -543,6 +613,8 @@ def main():
     set_threads(args.threads, with_torch)
     if args.child:
         return child(args.child, args.child_steps)
+    if args.profile:
+        return profile(args.profile)
 
     kinds = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in ALL_MODELS]

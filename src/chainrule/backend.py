@@ -116,7 +116,7 @@ if os.environ.get("CHAINRULE_MALLOC", "").lower() != "system" and sys.platform.s
 
 # ------------------------------------------------------------------ threads
 # chainrule splits its heavy loops (convolution chunks, big matrix products, ...) over its own threads
-# and keeps NumPy's BLAS single-threaded meanwhile. Both at once measured slower than either alone:
+# and holds NumPy's BLAS at one thread throughout. Both threading at once measured slower than either:
 # after a threaded call OpenBLAS's helper threads spin, waiting for the next one, on the very cores
 # ours need (the lecture CNN on 2 cores: 1,290 samples/s with one thread of each, 1,640 with two of
 # ours and one of BLAS's, 1,240 with two of each).
