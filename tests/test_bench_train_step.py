@@ -98,3 +98,12 @@ def test_torch_runner_trains_a_tiny_batch_to_the_same_output_size(bench, kind):
     x = bench.torch_data(batches)[0][0]
     ours = bench.chainrule_model(kind).predict(batches[0][0], verbose=0)
     assert net(x).numel() == ours.size
+
+
+def test_profile_times_every_op_of_a_step_and_puts_the_record_back(bench, capsys):
+    from chainrule import autograd
+    import chainrule.ops.linalg as linalg
+    bench.profile("mlp", steps=1)
+    out = capsys.readouterr().out
+    assert "chainrule mlp:" in out and "linear" in out and "sparse_categorical_cross_entropy" in out
+    assert linalg.record is autograd.record  # the timing wrapper is gone again
