@@ -158,3 +158,23 @@ def test_optimizer_blocks_split_over_threads(threads, monkeypatch, name):
             opt.apply([g], [v])
         results.append(v.data.copy())
     np.testing.assert_array_equal(*results)
+
+
+def test_switch_interval_is_put_back_and_a_forked_child_gets_a_fresh_pool(threads):
+    import multiprocessing
+    import sys
+    threads(2)
+    before = sys.getswitchinterval()
+    backend.parallel_map(lambda i: i, [0, 1])
+    assert sys.getswitchinterval() == before
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:   # the child runs split work with the pool it inherited reset
+        assert pool.apply_async(_doubled_in_threads).get(timeout=60) == [0, 2, 4, 6]
+
+
+def _doubled_in_threads():
+    backend._PARALLEL_ELEMENTS = 1
+    backend.set_num_threads(2)
+    return backend.parallel_map(lambda i: 2 * i, [0, 1, 2, 3])

@@ -223,18 +223,47 @@ def parallel_map(fn, items):
         if _pool is None or _pool._max_workers < workers - 1:
             from concurrent.futures import ThreadPoolExecutor
             _pool = ThreadPoolExecutor(max_workers=max(workers, _threads) - 1, thread_name_prefix="chainrule")
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, 1e-4))
+    _short_switch_interval(True)
     try:
         futures = [_pool.submit(fn, item) for item in items[1:]]
         first = fn(items[0])
         return [first] + [f.result() for f in futures]
     finally:
-        sys.setswitchinterval(interval)
+        _short_switch_interval(False)
+
+
+_regions = 0            # parallel_map calls running now (from any of the user's threads)
+_saved_interval = None
+
+
+def _short_switch_interval(enter):
+    """The switch interval is the interpreter's, shared by every thread: set it on entering the first
+    parallel region and put it back on leaving the last one."""
+    global _regions, _saved_interval
+    with _pool_lock:
+        if enter:
+            if _regions == 0:
+                _saved_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(_saved_interval, 1e-4))
+            _regions += 1
+        else:
+            _regions -= 1
+            if _regions == 0:
+                sys.setswitchinterval(_saved_interval)
 
 
 def _in_pool():
     return threading.current_thread().name.startswith("chainrule")
+
+
+def _after_fork_in_child():
+    # a forked child has the pool object but none of its threads: start afresh there
+    global _pool, _regions, _pool_lock
+    _pool, _regions, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _PARALLEL_GEMM = 1 << 23   # multiply-adds below which a product stays on one thread (an MLP's
