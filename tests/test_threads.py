@@ -78,6 +78,9 @@ def test_gemm_splits_rows_and_equals_the_product(threads):
     # BLAS blocks a row slice as it likes: equal to rounding
     np.testing.assert_allclose(backend.gemm(a, b), a @ b, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(backend.gemm(a[::2].T.copy().T, b), a[::2] @ b, rtol=1e-13, atol=1e-13)
+    wide = rng.standard_normal((11, 40))          # fewer rows than columns: split by columns
+    np.testing.assert_allclose(backend.gemm(b.T, wide), b.T @ wide, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(backend.gemm(a[:3], wide), a[:3] @ wide, rtol=1e-13, atol=1e-13)
 
 
 def test_blas_is_held_at_one_thread():

@@ -272,14 +272,21 @@ _PARALLEL_ELEMENTS = 1 << 18  # elements below which an elementwise pass stays o
 
 
 def gemm(a, b):
-    """a @ b for 2-D arrays, the rows of a shared out over the threads when the product is big
-    (each thread a single-threaded BLAS call into its rows of the result)."""
+    """a @ b for 2-D arrays, shared out over the threads when the product is big: each thread a
+    single-threaded BLAS call into its rows of the result or, when a has fewer rows than b has
+    columns, into its columns (then each streams only its part of b: a dense layer's 50 x 3136
+    batch times its 3136 x 1024 weights ran 1.13x faster on 2 threads split by rows, 1.8x by columns)."""
     m, k = a.shape
-    if _threads == 1 or m < 2 * _threads or m * k * b.shape[1] < _PARALLEL_GEMM or array_module(a) is not np:
+    n = b.shape[1]
+    if _threads == 1 or max(m, n) < 2 * _threads or m * k * n < _PARALLEL_GEMM or array_module(a) is not np:
         return a @ b
-    out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
-    runs = [r for r in split(range(m)) if r]
-    parallel_map(lambda r: np.matmul(a[r[0]:r[-1] + 1], b, out=out[r[0]:r[-1] + 1]), runs)
+    out = np.empty((m, n), dtype=np.result_type(a, b))
+    if m >= n:
+        runs = [slice(r[0], r[-1] + 1) for r in split(range(m)) if r]
+        parallel_map(lambda r: np.matmul(a[r], b, out=out[r]), runs)
+    else:
+        runs = [slice(r[0], r[-1] + 1) for r in split(range(n)) if r]
+        parallel_map(lambda r: np.matmul(a, b[:, r], out=out[:, r]), runs)
     return out
 
 
