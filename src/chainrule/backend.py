@@ -191,6 +191,12 @@ def _hold_blas_at_one_thread():
         blas[1](1)
 
 
+def share(items, elements):
+    """`split(items)` when the work is worth threads (`worth_threads(elements)`), else all in one run."""
+    items = list(items)
+    return split(items) if worth_threads(elements) else [items]
+
+
 def split(items, parts=None):
     """`items` cut into at most `parts` (default num_threads()) contiguous runs of near-equal length."""
     items = list(items)
@@ -268,7 +274,7 @@ if hasattr(os, "register_at_fork"):
 
 _PARALLEL_GEMM = 1 << 23   # multiply-adds below which a product stays on one thread (an MLP's
                            # 128x256x128 layers ran faster whole)
-_PARALLEL_ELEMENTS = 1 << 18  # elements below which an elementwise pass stays on one thread
+_PARALLEL_ELEMENTS = 1 << 18  # elements below which a kernel stays on one thread (see worth_threads)
 
 
 def gemm(a, b):
@@ -290,11 +296,20 @@ def gemm(a, b):
     return out
 
 
-def balanced_step(n, step):
+def worth_threads(elements):
+    """Whether a kernel touching this many array elements in all should share its work out: handing
+    work to another thread and back costs ~50 us here (the OS's wake-up), what one pass over ~250K
+    float32 takes. The U-Net on 2 threads trained at 150 samples/s with the limit at 2^18 elements,
+    132 at 2^20 (which kept its 16x16 layers and pools on one thread)."""
+    return _threads > 1 and elements >= _PARALLEL_ELEMENTS
+
+
+def balanced_step(n, step, elements=None):
     """A chunk size near `step` (not above it) that cuts n items into a multiple of num_threads()
     chunks of near-equal size, so that no thread waits on another's extra chunk (128 images in
-    chunks of 50 are 50 + 50 + 28: one thread does 100, the other 28)."""
-    if n <= 0:
+    chunks of 50 are 50 + 50 + 28: one thread does 100, the other 28). `step` itself when the work
+    (`elements`, if given) is too small to share out."""
+    if n <= 0 or (elements is not None and not worth_threads(elements)):
         return max(1, step)
     chunks = -(-n // max(1, step))
     chunks = -(-chunks // _threads) * _threads
@@ -302,10 +317,10 @@ def balanced_step(n, step):
 
 
 def parallel_slices(n, fn, elements):
-    """[fn(s) for s in slices of range(n)]: one contiguous slice per thread when the pass touches at
-    least _PARALLEL_ELEMENTS elements in all, else fn(slice(0, n)) alone. For the elementwise ops:
-    each slice is the same work on a different part of the batch (or of the rows)."""
-    if _threads == 1 or elements < _PARALLEL_ELEMENTS or n < 2:
+    """[fn(s) for s in slices of range(n)]: one contiguous slice per thread when the pass touches
+    enough elements (`worth_threads`), else fn(slice(0, n)) alone. For the elementwise ops: each
+    slice is the same work on a different part of the batch (or of the rows)."""
+    if not worth_threads(elements) or n < 2:
         return [fn(slice(0, n))]
     return parallel_map(fn, [slice(r[0], r[-1] + 1) for r in split(range(n)) if r])
 

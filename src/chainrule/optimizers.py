@@ -365,7 +365,7 @@ class Optimizer:
                     block = _Block(flat_data[part], {name: a[part] for name, a in flat_slots.items()})
                     self.update_step(flat_grad[part], block, learning_rate)
 
-            backend.parallel_map(update_blocks, backend.split(range(0, data.size, _BLOCK)))
+            backend.parallel_map(update_blocks, backend.share(range(0, data.size, _BLOCK), 4 * data.size))
 
     def update_step(self, gradient, variable, learning_rate):
         """Update `variable.data` (and this variable's state) in place from `gradient`."""

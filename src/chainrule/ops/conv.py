@@ -174,7 +174,7 @@ def _chunks(geom, k):
     (rows x k floats) is about _CHUNK_BYTES, and there is a chunk for every thread."""
     per_image = geom.ho * geom.wo * k * 4
     step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
-    step = backend.balanced_step(geom.n, step)
+    step = backend.balanced_step(geom.n, step, geom.n * geom.ho * geom.wo * k)
     return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
 
 
@@ -266,7 +266,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
         scratch.release()
         return share
 
-    shares = backend.parallel_map(run, backend.split(chunks))
+    shares = backend.parallel_map(run, backend.share(chunks, xpad.shape[0] * rows * k))
     if wgrad is not None:
         for share in shares[1:]:
             if share is not None:
@@ -323,7 +323,7 @@ def _col2im_matmul(grad, w2, geom):
                 target[into] += taps[i, j][source]
         scratch.release()
 
-    backend.parallel_map(run, backend.split(chunks))
+    backend.parallel_map(run, backend.share(chunks, geom.n * rows * k))
     return dx
 
 

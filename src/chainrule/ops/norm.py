@@ -136,7 +136,7 @@ class _ChannelRows:
 
     def each_block(self, fn):
         """fn(rows) for each block of rows, the blocks shared out over the threads."""
-        runs = backend.split(self.blocks) if len(self.blocks) > 1 else [self.blocks]
+        runs = backend.share(self.blocks, self.m * math.prod(self.shape))
         backend.parallel_map(lambda run: [fn(b) for b in run], runs)
 
     def minus(self, a, v):

@@ -97,7 +97,7 @@ class _Axis:
 
 
 class _Plan:
-    __slots__ = ("geom", "h", "w", "step")
+    __slots__ = ("geom", "h", "w", "step", "work")
 
     def __init__(self, geom, dtype):
         self.geom = geom
@@ -116,7 +116,8 @@ class _Plan:
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
         # that the chunk's transformed tiles stay in cache
         self.step = max(1, min(geom.n, max(_CHUNK_BYTES // per_image, -(-_CHUNK_TILES // tiles))))
-        self.step = backend.balanced_step(geom.n, self.step)
+        self.work = geom.n * tiles * self.h.a * self.w.a * (geom.c + geom.co)  # transformed floats
+        self.step = backend.balanced_step(geom.n, self.step, self.work)
 
 
 def plan(geom, dtype):
@@ -223,7 +224,7 @@ def forward(x, u, p, bias=None, keep=False, relu=False):
             _tiled(out[n0:n0 + count], p, count)[...] = y
         bufs.release()
 
-    backend.parallel_map(run, backend.split(starts))
+    backend.parallel_map(run, backend.share(starts, p.work))
     if out.shape[1:3] != (geom.ho, geom.wo):
         out = xp.ascontiguousarray(out[:, :geom.ho, :geom.wo])
     return out, kept
@@ -309,7 +310,7 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
         bufs.release()
         return du, db
 
-    parts = backend.parallel_map(run, backend.split(enumerate(range(0, geom.n, p.step))))
+    parts = backend.parallel_map(run, backend.share(enumerate(range(0, geom.n, p.step)), p.work))
     du, db = parts[0]
     for du_i, db_i in parts[1:]:
         if du is not None:
