@@ -538,13 +538,12 @@ def profile(kind, steps=10):
     from chainrule import autograd
     import chainrule.ops as ops_package
     forward, backward = collections.defaultdict(float), collections.defaultdict(float)
-    last = [None]
+    last = [time.perf_counter()]
     record = autograd.record
 
     def timed_record(data, parents, fn, op):
         now = time.perf_counter()
-        if last[0] is not None:  # the op's forward ran since the previous record
-            forward[op] += now - last[0]
+        forward[op] += now - last[0]  # the op's forward ran since the previous record
 
         def timed_backward(g):
             t0 = time.perf_counter()
@@ -567,7 +566,7 @@ def profile(kind, steps=10):
     backward.clear()
     t0 = time.perf_counter()
     for _ in range(steps):
-        last[0] = None
+        last[0] = time.perf_counter()  # the first op's forward counts from the step's start
         step()
     total = (time.perf_counter() - t0) / steps * 1e3
     for m in patched:
@@ -576,7 +575,7 @@ def profile(kind, steps=10):
     for op in sorted(set(forward) | set(backward), key=lambda o: -(forward[o] + backward[o])):
         print(f"  {op:34s} forward {forward[op] / steps * 1e3:7.2f}  backward {backward[op] / steps * 1e3:7.2f}")
     timed = (sum(forward.values()) + sum(backward.values())) / steps * 1e3
-    print(f"  {'(outside the ops: optimizer, loop)':34s} {total - timed:7.2f}")
+    print(f"  {'(the rest: optimizer, loop, timing)':34s} {total - timed:7.2f}")
     torch = _try_torch()
     if torch is None:
         return
