@@ -579,3 +579,25 @@ def test_conv2d_layer_with_relu_records_one_node():
     y = layer(x)
     assert y.node.op == "conv2d" and y.node.parents[0] is x
     assert (y.numpy() >= 0).all()
+
+
+@pytest.mark.parametrize("x_shape,c_out", [
+    ((2, 12, 12, 16), 8),     # input-heavy: Winograd's F(6x6, 3x3) tiles
+    ((2, 16, 16, 8), 8),      # F(4x4, 3x3)
+    ((2, 9, 8, 3), 4),        # im2col (3 channels)
+])
+def test_fused_relu_conv_matches_torch(x_shape, c_out, rng, check_torch, torch, monkeypatch):
+    from chainrule.ops import winograd
+    monkeypatch.setattr(winograd, "_MIN_TILES", 1)   # Winograd on these small batches too
+    x = normal(rng, x_shape, np.float32)
+    w = normal(rng, (3, 3, x_shape[3], c_out), np.float32)
+    b = normal(rng, (c_out,), np.float32)
+    pads = explicit_pads("same", x_shape[1:3], (3, 3), 1, 1)
+    atol = 2e-5 * np.sqrt(9 * x_shape[3])
+    check_torch(lambda x, w, b: conv2d(x, w, b, padding="same", activation="relu"),
+                lambda x, w, b: torch.relu(torch_conv2d(torch, x, w, b, 1, pads, 1)),
+                x, w, b, rtol=1e-4, atol=atol)
+    geom = conv_module._Geometry(x_shape[0], x_shape[1:3], x_shape[3], (3, 3), c_out, (1, 1), (1, 1),
+                                 ((1, 1), (1, 1)), x_shape[1:3])
+    plan = winograd.plan(geom, np.dtype(np.float32))
+    assert (None if plan is None else plan.h.m) == {16: 6, 8: 4, 3: None}[x_shape[3]]  # the path each case runs

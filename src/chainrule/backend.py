@@ -288,12 +288,15 @@ def gemm(a, b):
         return a @ b
     out = np.empty((m, n), dtype=np.result_type(a, b))
     if m >= n:
-        runs = [slice(r[0], r[-1] + 1) for r in split(range(m)) if r]
-        parallel_map(lambda r: np.matmul(a[r], b, out=out[r]), runs)
+        parallel_map(lambda r: np.matmul(a[r], b, out=out[r]), _slices(m))
     else:
-        runs = [slice(r[0], r[-1] + 1) for r in split(range(n)) if r]
-        parallel_map(lambda r: np.matmul(a, b[:, r], out=out[:, r]), runs)
+        parallel_map(lambda r: np.matmul(a, b[:, r], out=out[:, r]), _slices(n))
     return out
+
+
+def _slices(n):
+    """range(n) as one contiguous slice per thread."""
+    return [slice(r[0], r[-1] + 1) for r in split(range(n)) if r]
 
 
 def worth_threads(elements):
@@ -322,7 +325,16 @@ def parallel_slices(n, fn, elements):
     slice is the same work on a different part of the batch (or of the rows)."""
     if not worth_threads(elements) or n < 2:
         return [fn(slice(0, n))]
-    return parallel_map(fn, [slice(r[0], r[-1] + 1) for r in split(range(n)) if r])
+    return parallel_map(fn, _slices(n))
+
+
+def parallel_sum(n, fn, elements):
+    """sum of fn(s) over the slices of `parallel_slices`: partial reductions (per-channel sums as
+    GEMVs, say) computed by the threads on their rows, then added."""
+    first, *rest = parallel_slices(n, fn, elements)
+    for part in rest:
+        first = first + part
+    return first
 
 
 set_num_threads(_default_threads())

@@ -347,8 +347,7 @@ def _sum_rows(g2):
     threads each take a slice of the rows."""
     xp = backend.array_module(g2)
     ones = xp.ones(g2.shape[0], dtype=g2.dtype)
-    parts = backend.parallel_slices(g2.shape[0], lambda r: ones[r] @ g2[r], g2.size)
-    return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
+    return backend.parallel_sum(g2.shape[0], lambda r: ones[r] @ g2[r], g2.size)
 
 
 def _input_grad(grad, w2, geom):
@@ -436,10 +435,10 @@ _algorithm = "auto"
 
 
 def set_conv_algorithm(name):
-    """Choose how stride-1 convolutions run: "auto" (Winograd's F(4x4, 3x3) / F(4x4, 5x5) where
-    `winograd.plan` accepts the shape, im2col elsewhere) or "im2col" (always the direct GEMM, whose
-    sums are the plain definition; results differ from "auto" by float32 rounding, ~1e-6 relative).
-    Returns the previous setting."""
+    """Choose how stride-1 convolutions run: "auto" (Winograd's F(4x4, 3x3), F(6x6, 3x3) or
+    F(4x4, 5x5) where `winograd.plan` accepts the shape, im2col elsewhere) or "im2col" (always the
+    direct GEMM, whose sums are the plain definition; in float32 "auto" differs from it by rounding,
+    ~1e-5 of the output's largest value). Returns the previous setting."""
     global _algorithm
     if name not in _ALGORITHMS:
         raise ValueError(f"set_conv_algorithm: {name!r} is not one of {_ALGORITHMS}")

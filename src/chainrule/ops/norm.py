@@ -126,13 +126,12 @@ class _ChannelRows:
 
     def sum(self, a):
         """Per-channel sum of the matrix `a` (the threads each sum a slice of the rows)."""
-        parts = backend.parallel_slices(a.shape[0], lambda r: self.ones[:r.stop - r.start] @ a[r], a.size)
-        return self._fold(parts[0] if len(parts) == 1 else sum(parts[1:], parts[0]))
+        return self._fold(backend.parallel_sum(a.shape[0], lambda r: self.ones[:r.stop - r.start] @ a[r], a.size))
 
     def dot(self, a, b):
         """Per-channel sum of a * b, without an a * b temporary."""
-        parts = backend.parallel_slices(a.shape[0], lambda r: self.xp.einsum("ij,ij->j", a[r], b[r]), a.size)
-        return self._fold(parts[0] if len(parts) == 1 else sum(parts[1:], parts[0]))
+        return self._fold(backend.parallel_sum(a.shape[0], lambda r: self.xp.einsum("ij,ij->j", a[r], b[r]),
+                                               a.size))
 
     def each_block(self, fn):
         """fn(rows) for each block of rows, the blocks shared out over the threads."""
