@@ -1,6 +1,6 @@
 """Forward + backward time of every conv layer of three small CNNs, chainrule against PyTorch CPU.
 
-    python benchmarks/conv_kernels.py [--repeats 15] [--only CNN-A,U-Net] [--threads 1 --clock cpu]
+    python benchmarks/conv_kernels.py [--repeats 15] [--only CNN-A,U-Net] [--layers 16->16,1x1] [--threads 1 --clock cpu]
 
 For each layer: one forward and a backward that asks for every gradient (input, kernel, bias),
 timed as the median of `repeats` runs after a warm-up, chainrule and PyTorch interleaved run by
@@ -268,6 +268,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", default="", help="comma-separated models, e.g. CNN-A,U-Net")
+    parser.add_argument("--layers", default="", help="comma-separated parts of layer names, e.g. '16->16,1x1'")
     parser.add_argument("--convs-only", action="store_true", help="skip the pool and batch-norm rows")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for both libraries (default: all cores; BLAS set through threadpoolctl)")
@@ -294,6 +295,8 @@ def main():
     cases = []
     for model, name, kind, shape, k, c_out, stride, padding in layers():
         if only and model not in only:
+            continue
+        if args.layers and not any(part.strip() in name for part in args.layers.split(",")):
             continue
         if (kind == "pool" and max_pool2d is None) or (kind == "bn" and batch_norm is None):
             continue

@@ -50,6 +50,19 @@ def test_input_heavy_layers_take_wider_tiles_where_they_fit():
     assert winograd.plan(geometry((8, 64, 64, 16), 3, 16), f32).h.m == 4
     assert winograd.plan(geometry((4, 12, 12, 64), 3, 16, "valid"), f32).h.m == 4   # 10 rows in 12: too ragged
     assert winograd.plan(geometry((8, 16, 16, 192), 3, 64), f32).h.m == 4           # 16 rows in 18: too
+    mixed = winograd.plan(geometry((8, 24, 32, 32), 3, 16), f32)                     # 24 fits 6s, 32 does not
+    assert (mixed.h.m, mixed.w.m) == (6, 4)
+
+
+def test_the_bias_goes_where_every_output_of_a_tile_reads():
+    # the ones column of A^T: M[ones] += b adds b to each of the m_h x m_w outputs of the tile
+    f32 = np.dtype(np.float32)
+    for shape, k in (((8, 64, 64, 16), 3), ((8, 32, 32, 32), 3), ((50, 14, 14, 32), 5)):
+        p = winograd.plan(geometry(shape, k, 16), f32)
+        m = np.zeros((p.h.a * p.w.a, 1))
+        m[p.ones] = 1.0
+        y = p.h.at.astype(np.float64) @ m.reshape(p.h.a, p.w.a) @ p.w.at.T.astype(np.float64)
+        np.testing.assert_array_equal(y, np.ones((p.h.m, p.w.m)))
 
 
 def test_f43_matrices_are_the_published_ones():

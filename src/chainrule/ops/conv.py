@@ -20,6 +20,7 @@ Output length along one axis (see `conv_output_length`):
 
     out = floor((in + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
 """
+import math
 import numbers
 
 from .. import backend
@@ -350,13 +351,26 @@ def _sum_rows(g2):
     return backend.parallel_sum(g2.shape[0], lambda r: ones[r] @ g2[r], g2.size)
 
 
+def _outer(g, w):
+    """g[:, None] * w[None, :] as a (len(g), len(w)) array.
+
+    With one output channel g @ W^T is this outer product. A GEMM with inner dimension 1 is slow, and
+    so is the broadcast multiply, whose inner loop runs only len(w) wide (NumPy restarts it per row):
+    each g repeated len(w) times, then multiplied in place by rows holding w several times over,
+    is 2.5x faster (32768 x 16: 0.10 vs 0.25 ms)."""
+    xp = backend.array_module(g)
+    out = xp.repeat(g, w.shape[0])
+    copies = math.gcd(g.shape[0], max(1, 256 // w.shape[0]))
+    flat = out.reshape(-1, copies * w.shape[0])
+    flat *= xp.tile(w, copies)
+    return out.reshape(g.shape[0], w.shape[0])
+
+
 def _input_grad(grad, w2, geom):
     """dL/dx (N, H, W, C) of a convolution with kernel matrix w2 (kh*kw*C, C_out), from g (N*Ho*Wo, C_out)."""
     c = w2.shape[0] // (geom.kh * geom.kw)
     if geom.pointwise:
-        # with one output channel g @ W^T is an outer product: a broadcast multiply is twice as fast as
-        # a GEMM whose inner dimension is 1
-        dx = grad * w2[:, 0] if geom.co == 1 else grad @ w2.T
+        dx = _outer(grad[:, 0], w2[:, 0]) if geom.co == 1 else grad @ w2.T
         return dx.reshape(geom.n, geom.h, geom.w, c)
     flipped = _flipped(geom) if c >= geom.co else None
     if flipped is None:

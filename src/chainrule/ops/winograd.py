@@ -97,7 +97,7 @@ class _Axis:
 
 
 class _Plan:
-    __slots__ = ("geom", "h", "w", "step", "work")
+    __slots__ = ("geom", "h", "w", "step", "work", "ones")
 
     def __init__(self, geom, dtype):
         self.geom = geom
@@ -105,12 +105,17 @@ class _Plan:
         if geom.c >= 2 * geom.co:
             # Input-heavy layers (the concatenations of a U-Net's decoder) spend most in the input's
             # transforms: 8x8 tiles for 6x6 outputs expand the input 1.8x, 6x6 tiles for 4x4 2.25x
-            # (measured: 48->16 channels on 64x64, 10.9 -> 9.4 ms). Only where the tiles fit the
-            # output closely (a 3x3 kernel, at most 1/16 of the rows or columns computed in vain:
-            # 66 for 64 gains, 18 for 16 loses).
-            wide = [_Axis(r, n, dtype, _WIDE_TILE) if r == 3 and -(-n // _WIDE_TILE) * _WIDE_TILE <= n * 17 // 16
-                    else axis for axis, r, n in ((self.h, geom.kh, geom.ho), (self.w, geom.kw, geom.wo))]
-            self.h, self.w = wide
+            # (measured: 48->16 channels on 64x64, 10.9 -> 9.4 ms; 32->16, 7.3 -> 6.7). Only where
+            # the tiles fit the output closely (a 3x3 kernel, at most 1/16 of the rows or columns
+            # computed in vain: 66 for 64 gains, 18 for 16 loses). Elsewhere F(6, 3) measured no
+            # faster (16->16 on 64x64, 32->64 on 24x24) for twice the float32 rounding.
+            self.h, self.w = (_Axis(r, n, dtype, _WIDE_TILE)
+                              if r == 3 and -(-n // _WIDE_TILE) * _WIDE_TILE <= n * 17 // 16 else axis
+                              for axis, r, n in ((self.h, geom.kh, geom.ho), (self.w, geom.kw, geom.wo)))
+        # The transformed position whose A^T columns are all ones (the point 1 on both axes): a value
+        # added to M there is added to every output of the tile, so the bias costs a pass over 1/a^2
+        # of M instead of one over the output.
+        self.ones = _ones_column(self.h) * self.w.a + _ones_column(self.w)
         tiles = self.h.tiles * self.w.tiles
         per_image = self.h.a * self.w.a * tiles * max(geom.c, geom.co) * 4
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
@@ -118,6 +123,16 @@ class _Plan:
         self.step = max(1, min(geom.n, max(_CHUNK_BYTES // per_image, -(-_CHUNK_TILES // tiles))))
         self.work = geom.n * tiles * self.h.a * self.w.a * (geom.c + geom.co)  # transformed floats
         self.step = backend.balanced_step(geom.n, self.step, self.work)
+
+
+@functools.lru_cache(maxsize=None)
+def _ones_index(m, r):
+    at = transforms(m, r)[0]
+    return int(np.flatnonzero((at == 1).all(axis=0))[0])
+
+
+def _ones_column(axis):
+    return _ones_index(axis.m, axis.r)
 
 
 def plan(geom, dtype):
@@ -215,13 +230,15 @@ def forward(x, u, p, bias=None, keep=False, relu=False):
             if keep:
                 kept[index] = v
             m = xp.matmul(v, u, out=bufs("m", (v.shape[0], v.shape[1], co)))       # (a*a, tiles, C_out)
+            if bias is not None:
+                m[p.ones] += bias
             y = _along((p.h.at, p.w.at), m, bufs, "y")                                # (m_h, m_w, tiles*C_out)
             y = y.reshape(p.h.m, p.w.m, count, p.h.tiles, p.w.tiles, co)
-            if bias is not None:
-                y += bias
-            if relu:
-                xp.maximum(y, 0, out=y)
-            _tiled(out[n0:n0 + count], p, count)[...] = y
+            target = _tiled(out[n0:n0 + count], p, count)
+            if relu:  # the max written straight into place: one pass over the block, not two
+                xp.maximum(y, 0, out=target)
+            else:
+                xp.copyto(target, y)
         bufs.release()
 
     backend.parallel_map(run, backend.share(starts, p.work))
