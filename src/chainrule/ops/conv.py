@@ -375,8 +375,13 @@ def _input_grad(grad, w2, geom):
     flipped = _flipped(geom) if c >= geom.co else None
     if flipped is None:
         return _col2im_matmul(grad, w2, geom)
-    # dx = conv(g, W flipped in space, in/out channels swapped): W'[i, j, o, c] = W[kh-1-i, kw-1-j, c, o]
-    w_flipped = w2.reshape(geom.kh, geom.kw, c, geom.co)[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c)
+    # dx = conv(g, W flipped in space, in/out channels swapped): W'[i, j, o, c] = W[kh-1-i, kw-1-j, c, o].
+    # W' is built as its transpose (c, kh*kw*C_out), a copy in runs of C_out, and handed to the GEMM
+    # transposed (BLAS reads it so at no cost): copying W' itself transposes every (c, o) block,
+    # 10x slower (256 -> 256 channels: 0.52 vs 0.055 ms, more than the GEMM on a 4x4 batch of 8).
+    xp = backend.array_module(w2)
+    w_flipped = xp.ascontiguousarray(w2.reshape(geom.kh, geom.kw, c, geom.co)[::-1, ::-1].transpose(2, 0, 1, 3))
+    w_flipped = w_flipped.reshape(c, -1).T
     gpad = _pad(grad.reshape(geom.n, geom.ho, geom.wo, geom.co), flipped)
     return _windows_matmul(gpad, flipped, right=w_flipped)[0].reshape(geom.n, geom.h, geom.w, c)
 
