@@ -214,6 +214,8 @@ CONV2D_CASES = [
     ((2, 4, 5, 3), (1, 1), 1, dict()),
     ((2, 5, 5, 3), (1, 1), 2, dict(stride=2)),
     ((2, 4, 4, 2), (3, 3), 2, dict(padding=3)),  # padding wider than the kernel: the col2im path
+    ((2, 6, 4, 3), (2, 2), 2, dict(stride=2)),   # fields tile the input exactly: dx by one copy
+    ((2, 6, 6, 2), (3, 2), 3, dict(stride=(3, 2))),
 ]
 CASE_IDS = [f"{x}-{k}-{co}-{kw}" for x, k, co, kw in CONV2D_CASES]
 
@@ -257,6 +259,7 @@ TRANSPOSE_CASES = [
     ((2, 3, 4, 2), (3, 3), 3, dict()),
     ((2, 3, 4, 2), (3, 3), 3, dict(stride=2)),
     ((2, 3, 4, 3), (2, 2), 2, dict(stride=2)),                       # the U-Net up-convolution
+    ((2, 3, 4, 2), (3, 2), 3, dict(stride=(3, 2))),                  # non-square, still exact tiles
     ((2, 3, 4, 2), (3, 2), 3, dict(stride=(2, 1), padding="same")),
     ((2, 3, 4, 2), (4, 4), 2, dict(stride=2, padding="same")),
     ((2, 3, 3, 2), (3, 3), 2, dict(stride=2, padding="same", output_padding=1)),
@@ -608,3 +611,15 @@ def test_outer_product_of_the_one_channel_pointwise_gradient(rows, cols):
     rng = np.random.default_rng(rows + cols)
     g, w = rng.standard_normal(rows).astype(np.float32), rng.standard_normal(cols).astype(np.float32)
     np.testing.assert_array_equal(conv_module._outer(g, w), np.outer(g, w))
+
+
+def test_exact_tiling_is_recognised():
+    def geom(x_shape, k, stride, padding="valid"):
+        n, h, w, c = x_shape
+        pads = tuple(conv_module._axis_padding(size, k, stride, padding, 1) for size in (h, w))
+        out = tuple(conv_module.conv_output_length(size, k, stride, p, 1) for size, p in zip((h, w), pads))
+        return conv_module._Geometry(n, (h, w), c, (k, k), 4, (stride, stride), (1, 1), pads, out)
+    assert conv_module._tiles_exactly(geom((2, 8, 8, 3), 2, 2))
+    assert not conv_module._tiles_exactly(geom((2, 7, 8, 3), 2, 2))          # a row left over
+    assert not conv_module._tiles_exactly(geom((2, 8, 8, 3), 3, 2, "same"))   # overlapping fields
+    assert not conv_module._tiles_exactly(geom((2, 8, 8, 3), 2, 3))           # gaps
