@@ -286,7 +286,7 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
         bufs = backend.Scratch(xp, g.dtype)
         gbuf = bufs.zeros("gbuf", (p.step, p.h.tiles * p.h.m, p.w.tiles * p.w.m, co)) if ragged else None
         xbuf = bufs.zeros("xbuf", (p.step, p.h.padded, p.w.padded, c)) if need_w and kept is None else None
-        du = xp.zeros(u.shape, dtype=g.dtype) if need_w else None
+        du = None  # the first chunk's product itself: no zero-filled dU (as big as the kernel's transform)
         db = xp.zeros(co, dtype=g.dtype) if need_b else None
         for index, n0 in chunks:
             count = min(p.step, geom.n - n0)
@@ -314,7 +314,10 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
                     v = _input_tiles(xbuf[:count], p, count, bufs)
                 else:
                     v = kept[index]
-                du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
+                if du is None:
+                    du = xp.matmul(v.transpose(0, 2, 1), dm)
+                else:
+                    du += xp.matmul(v.transpose(0, 2, 1), dm, out=bufs("du", du.shape))
             if need_x:
                 dv = xp.matmul(dm, ut, out=bufs("dv", (dm.shape[0], dm.shape[1], c)))   # (a*a, tiles, C_in)
                 dd = _along((bth_t, btw_t), dv, bufs, "dd").reshape(p.h.a, p.w.a, count, p.h.tiles, p.w.tiles, c)
@@ -330,7 +333,7 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
     parts = backend.parallel_map(run, backend.share(enumerate(range(0, geom.n, p.step)), p.work))
     du, db = parts[0]
     for du_i, db_i in parts[1:]:
-        if du is not None:
+        if du_i is not None:
             du += du_i
         if db is not None:
             db += db_i
