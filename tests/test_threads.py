@@ -44,6 +44,21 @@ def test_slices_cover_the_range_like_split(threads, count):
     assert huge[0].start == 0 and huge[-1].stop == 10 ** 12 and len(huge) == count
 
 
+def test_cheap_kernels_need_more_elements_to_be_split():
+    previous = backend.set_num_threads(2)
+    try:
+        limit = backend._PARALLEL_ELEMENTS
+        assert backend.worth_threads(limit) and not backend.worth_threads(limit - 1)
+        assert not backend.worth_threads(limit, backend.FACTOR_PASS)
+        assert backend.worth_threads(limit * backend.FACTOR_PASS, backend.FACTOR_PASS)
+        assert not backend.worth_threads(limit * backend.FACTOR_PASS, backend.FACTOR_REDUCE)
+        assert backend.parallel_slices(10, lambda s: s, limit, backend.FACTOR_PASS) == [slice(0, 10)]
+        assert len(backend.parallel_slices(10, lambda s: s, limit * backend.FACTOR_PASS, backend.FACTOR_PASS)) == 2
+    finally:
+        backend.set_num_threads(previous)
+    assert not backend.worth_threads(10 ** 9) or backend.num_threads() > 1
+
+
 def test_balanced_step_gives_every_thread_the_same_number_of_chunks(threads):
     threads(2)
     assert backend.balanced_step(128, 50) == 32      # 4 chunks of 32, not 50 + 50 + 28

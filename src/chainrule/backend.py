@@ -191,10 +191,10 @@ def _hold_blas_at_one_thread():
         blas[1](1)
 
 
-def share(items, elements):
-    """`split(items)` when the work is worth threads (`worth_threads(elements)`), else all in one run."""
+def share(items, elements, factor=1):
+    """`split(items)` when the work is worth threads (`worth_threads(elements, factor)`), else all in one run."""
     items = list(items)
-    return split(items) if worth_threads(elements) else [items]
+    return split(items) if worth_threads(elements, factor) else [items]
 
 
 def split(items, parts=None):
@@ -304,12 +304,22 @@ def _slices(n):
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
 
-def worth_threads(elements):
+def worth_threads(elements, factor=1):
     """Whether a kernel touching this many array elements in all should share its work out: handing
     work to another thread and back costs ~50 us here (the OS's wake-up), what one pass over ~250K
     float32 takes. The U-Net on 2 threads trained at 150 samples/s with the limit at 2^18 elements,
-    132 at 2^20 (which kept its 16x16 layers and pools on one thread)."""
-    return _threads > 1 and elements >= _PARALLEL_ELEMENTS
+    132 at 2^20 (which kept its 16x16 layers and pools on one thread).
+
+    Kernels that make one cheap pass over their elements need `factor` times as many (FACTOR_PASS
+    for pooling and ReLU, FACTOR_REDUCE for batch norm and bias sums, whose work is split into
+    several short regions). Measured on 2 cores, each against its 1-thread time: max pools of 262K
+    and 295K elements 0.85x and 0.45x when split, of 524K-1.6M 1.14-1.5x; batch norm of 524K 0.70x,
+    of 4.7M 1.27x."""
+    return _threads > 1 and elements >= _PARALLEL_ELEMENTS * factor
+
+
+FACTOR_PASS = 2         # one elementwise pass: split from 2^19 elements
+FACTOR_REDUCE = 4       # reductions and multi-pass normalisation: from 2^20
 
 
 def balanced_step(n, step, elements=None):
@@ -324,19 +334,19 @@ def balanced_step(n, step, elements=None):
     return max(1, -(-n // chunks))
 
 
-def parallel_slices(n, fn, elements):
+def parallel_slices(n, fn, elements, factor=1):
     """[fn(s) for s in slices of range(n)]: one contiguous slice per thread when the pass touches
-    enough elements (`worth_threads`), else fn(slice(0, n)) alone. For the elementwise ops: each
-    slice is the same work on a different part of the batch (or of the rows)."""
-    if not worth_threads(elements) or n < 2:
+    enough elements (`worth_threads(elements, factor)`), else fn(slice(0, n)) alone. For the
+    elementwise ops: each slice is the same work on a different part of the batch (or of the rows)."""
+    if not worth_threads(elements, factor) or n < 2:
         return [fn(slice(0, n))]
     return parallel_map(fn, _slices(n))
 
 
-def parallel_sum(n, fn, elements):
+def parallel_sum(n, fn, elements, factor=FACTOR_REDUCE):
     """sum of fn(s) over the slices of `parallel_slices`: partial reductions (per-channel sums as
     GEMVs, say) computed by the threads on their rows, then added."""
-    first, *rest = parallel_slices(n, fn, elements)
+    first, *rest = parallel_slices(n, fn, elements, factor)
     for part in rest:
         first = first + part
     return first

@@ -36,11 +36,12 @@ def relu(x):
     # big arrays go slice by slice over the threads (backend.parallel_slices)
     xp = backend.array_module(xd)
     y = xp.empty_like(xd)
-    backend.parallel_slices(len(xd), lambda s: xp.maximum(xd[s], 0, out=y[s]), xd.size)
+    backend.parallel_slices(len(xd), lambda s: xp.maximum(xd[s], 0, out=y[s]), xd.size, backend.FACTOR_PASS)
 
     def backward(g):
         dx = xp.empty(g.shape, dtype=g.dtype)
-        backend.parallel_slices(len(g), lambda s: xp.multiply(g[s], y[s] > 0, out=dx[s]), g.size)
+        backend.parallel_slices(len(g), lambda s: xp.multiply(g[s], y[s] > 0, out=dx[s]), g.size,
+                                backend.FACTOR_PASS)
         return (dx,)
     return record(y, (x,), backward, "relu")
 

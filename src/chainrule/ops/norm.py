@@ -135,13 +135,14 @@ class _ChannelRows:
 
     def each_block(self, fn):
         """fn(rows) for each block of rows, the blocks shared out over the threads."""
-        runs = backend.share(self.blocks, self.m * math.prod(self.shape))
+        runs = backend.share(self.blocks, self.m * math.prod(self.shape), backend.FACTOR_REDUCE)
         backend.parallel_map(lambda run: [fn(b) for b in run], runs)
 
     def minus(self, a, v):
         """a - v (v a row vector) as a new array, the rows shared out over the threads."""
         out = self.xp.empty_like(a)
-        backend.parallel_slices(a.shape[0], lambda r: self.xp.subtract(a[r], v, out=out[r]), a.size)
+        backend.parallel_slices(a.shape[0], lambda r: self.xp.subtract(a[r], v, out=out[r]), a.size,
+                                backend.FACTOR_REDUCE)
         return out
 
     def spread(self, v):

@@ -135,7 +135,7 @@ def _max_pool(xd, k, s, pads, out):
         for i, j in rest:
             xp.maximum(y_part, source[_offset(i, j, s, out)], out=y_part)
 
-    backend.parallel_slices(len(xd), forward, padded.size)
+    backend.parallel_slices(len(xd), forward, padded.size, backend.FACTOR_PASS)
     disjoint = tuple(s) == tuple(k) and padded is xd  # windows that tile the input without overlap
 
     def backward(g):
@@ -175,7 +175,7 @@ def _disjoint_max_backward(g, xd, y, k, s, out):
                 taken = winner.copy() if taken is None else xp.logical_or(taken, winner, out=taken)
             xp.multiply(g_p, winner, out=dx_p[window])
 
-    backend.parallel_slices(len(xd), part_backward, xd.size)
+    backend.parallel_slices(len(xd), part_backward, xd.size, backend.FACTOR_PASS)
     return dx
 
 
