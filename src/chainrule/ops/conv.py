@@ -340,7 +340,7 @@ def _tiles_exactly(geom):
 def _scatter_tiles(grad, w2, geom, c):
     """col2im when the fields tile the input exactly: each block of the GEMM's rows is the input's
     pixels in another order, so one transposing copy puts it in place, with no zero-filled dx and
-    no adds (U-Net's 2x2 up-convolutions: the forward 1.3x faster)."""
+    no adds (the U-Net's 32->16 up-convolution to 64x64, forward + backward: 2.0 -> 1.2-1.5 ms)."""
     xp = backend.array_module(grad)
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=grad.dtype)
     rows = geom.ho * geom.wo
