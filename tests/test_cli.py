@@ -366,3 +366,16 @@ def test_bad_flag_values_exit_2_without_traceback(args):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("chainrule")
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--epochs", "0", "expected a whole number >= 1, got 0"),
+    ("--epochs", "two", "expected a whole number >= 1, got 'two'"),
+    ("--learning-rate", "-1", "expected a number > 0, got -1"),
+    ("--validation-split", "1.5", "expected a fraction in [0, 1), e.g. 0.1, got 1.5"),
+])
+def test_numeric_options_are_checked(option, value, message, capsys):
+    from chainrule.cli import main
+    with pytest.raises(SystemExit):
+        main(["train", option, value])
+    assert message in capsys.readouterr().err

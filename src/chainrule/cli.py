@@ -47,34 +47,22 @@ def _user_errors(*types, fix=None):
 
 
 # ----------------------------------------------------------------------------- argument types
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _checked(convert, accept, wanted):
+    """An argparse type: convert(text), refused with "expected <wanted>" unless accept(value)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), e.g. 0.1, got {text}")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "a whole number >= 1")
+_positive_float = _checked(float, lambda v: v > 0, "a number > 0")
+_fraction = _checked(float, lambda v: 0 <= v < 1, "a fraction in [0, 1), e.g. 0.1")
 
 
 def _image_size(text):

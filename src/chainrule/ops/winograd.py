@@ -115,7 +115,7 @@ class _Plan:
         # The transformed position whose A^T columns are all ones (the point 1 on both axes): a value
         # added to M there is added to every output of the tile, so the bias costs a pass over 1/a^2
         # of M instead of one over the output.
-        self.ones = _ones_column(self.h) * self.w.a + _ones_column(self.w)
+        self.ones = _ones_index(self.h.m, self.h.r) * self.w.a + _ones_index(self.w.m, self.w.r)
         tiles = self.h.tiles * self.w.tiles
         per_image = self.h.a * self.w.a * tiles * max(geom.c, geom.co) * 4
         # enough tiles that each GEMM amortizes its pass over the transformed kernel, few enough
@@ -127,12 +127,9 @@ class _Plan:
 
 @functools.lru_cache(maxsize=None)
 def _ones_index(m, r):
+    """The column of F(m, r)'s A^T that is all ones (the point 1)."""
     at = transforms(m, r)[0]
     return int(np.flatnonzero((at == 1).all(axis=0))[0])
-
-
-def _ones_column(axis):
-    return _ones_index(axis.m, axis.r)
 
 
 def plan(geom, dtype):
