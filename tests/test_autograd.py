@@ -106,6 +106,30 @@ def test_leaf_grads_never_share_memory():
     assert not np.shares_memory(c.grad, d.grad)
 
 
+def test_leaf_grads_that_are_views_never_share_memory_with_each_other_or_the_seed():
+    a, b = cr.ones(2, 3, requires_grad=True), cr.ones(3, 2, requires_grad=True)
+    (a.reshape(6) + b.reshape(6)).sum().backward()  # both grads are reshaped views of one array
+    assert not np.shares_memory(a.grad, b.grad)
+    seed = np.arange(6.0)
+    c = cr.ones(2, 3, requires_grad=True)
+    c.reshape(6).backward(seed)  # the backward of reshape hands back a view of the caller's array
+    assert not np.shares_memory(c.grad, seed)
+    c.grad[0, 0] = -1.0
+    assert seed[0] == 0.0
+
+
+def test_which_gradients_become_a_grad_without_a_copy():
+    from chainrule.autograd import _may_hand_out
+    fresh = np.zeros((4, 6))
+    assert _may_hand_out(fresh, set())
+    assert _may_hand_out(fresh.reshape(2, 12), set())  # all of an array: e.g. a reshaped weight gradient
+    assert not _may_hand_out(fresh.reshape(2, 12), {id(fresh)})  # its memory is someone's grad already
+    assert not _may_hand_out(fresh[:2], set())  # part of a bigger array
+    assert not _may_hand_out(fresh.T, set())  # not a plain block
+    assert not _may_hand_out(np.broadcast_to(np.zeros(6), (4, 6)), set())  # read-only
+    assert not _may_hand_out(np.frombuffer(bytearray(48)), set())  # memory that is not an array's
+
+
 def test_graph_is_freed_after_backward_unless_retained():
     w = cr.tensor([1.0, 2.0], requires_grad=True)
     loss = (w.exp() * 2).sum()

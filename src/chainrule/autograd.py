@@ -302,13 +302,35 @@ def _topological_order(roots):
     return order
 
 
+def _owner(a):
+    """The array whose memory `a` is: a itself, or for a view its base (NumPy and CuPy point a view's
+    base at the owning array itself, not at the view it was taken from)."""
+    return a if a.flags.owndata or a.base is None else a.base
+
+
+def _may_hand_out(g, handed):
+    """Whether a gradient can become a leaf's .grad without a copy: a plain writeable block that is
+    all of its memory (itself, or a reshaped view of a whole array), memory no .grad or seed holds.
+    Ops hand back such views (a weight gradient reshaped to the kernel's shape, say); copying each of
+    them cost a pass over every weight gradient per step (and 0.05 ms of a 0.3 ms 1x1 convolution
+    for its 2 MB input gradient)."""
+    owner = _owner(g)
+    if id(owner) in handed or not (g.flags.writeable and g.flags.c_contiguous):
+        return False
+    if owner is g:
+        return True
+    flags = getattr(owner, "flags", None)  # a view of a bytes object or an mmap: copy
+    return flags is not None and flags.owndata and g.size == owner.size
+
+
 def _run_backward(roots, seeds, retain_graph, accumulate, targets=()):
     order = _topological_order(roots)
     grads = {}
     for r, g in zip(roots, seeds):
         grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
-    # arrays handed out as some .grad: a second leaf must not share one (users mutate grads in place)
-    handed = {id(g) for g in seeds}
+    # memory handed out as some .grad (and the caller's seeds): a second leaf must not share it (users
+    # mutate grads in place)
+    handed = {id(_owner(g)) for g in seeds}
     wanted = {id(t) for t in targets}
     found = {}
     for t in reversed(order):
@@ -321,9 +343,9 @@ def _run_backward(roots, seeds, retain_graph, accumulate, targets=()):
         if node is None or t._retains_grad:
             if accumulate:
                 if t.grad is None:
-                    if not g.flags.owndata or id(g) in handed:
+                    if not _may_hand_out(g, handed):
                         g = g.copy()
-                    handed.add(id(g))
+                    handed.add(id(_owner(g)))
                     t.grad = g
                 else:
                     t.grad = t.grad + g
