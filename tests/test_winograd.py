@@ -34,7 +34,7 @@ def correlate(d, g):
     return np.array([d[i:i + len(g)] @ g for i in range(m)])
 
 
-@pytest.mark.parametrize("m,r", [(4, 3), (4, 5), (2, 3), (2, 5), (6, 3), (1, 1)])
+@pytest.mark.parametrize("m,r", [(4, 3), (4, 5), (2, 3), (2, 5), (6, 3), (3, 3), (1, 1)])
 def test_transforms_compute_the_correlation(m, r):
     at, g, bt = winograd.transforms(m, r)
     assert at.shape == (m, m + r - 1) and g.shape == (m + r - 1, r) and bt.shape == (m + r - 1, m + r - 1)
@@ -54,11 +54,23 @@ def test_input_heavy_layers_take_wider_tiles_where_they_fit():
     assert (mixed.h.m, mixed.w.m) == (6, 4)
 
 
+def test_sides_that_threes_fit_better_take_f33():
+    # rows transformed: ceil(n / 3) * 5 against ceil(n / 4) * 6
+    assert [winograd._tile(3, n) for n in (3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 64)] == [3, 4, 3, 3, 4, 4, 3, 4, 4, 4, 4]
+    assert winograd._tile(5, 3) == 4  # 5x5 kernels keep F(4, 5)
+    f32 = np.dtype(np.float32)
+    last = winograd.plan(geometry((128, 5, 5, 128), 3, 256, "valid"), f32)
+    assert (last.h.m, last.w.m, last.h.a) == (3, 3, 5) and last.h.tiles == last.w.tiles == 1
+    mixed = winograd.plan(geometry((8, 9, 8, 32), 3, 32), f32)
+    assert (mixed.h.m, mixed.w.m) == (3, 4)
+
+
 def test_the_bias_goes_where_every_output_of_a_tile_reads():
     # the ones column of A^T: M[ones] += b adds b to each of the m_h x m_w outputs of the tile
     f32 = np.dtype(np.float32)
-    for shape, k in (((8, 64, 64, 16), 3), ((8, 32, 32, 32), 3), ((50, 14, 14, 32), 5)):
-        p = winograd.plan(geometry(shape, k, 16), f32)
+    for shape, k, pad in (((8, 64, 64, 16), 3, "same"), ((8, 32, 32, 32), 3, "same"), ((50, 14, 14, 32), 5, "same"),
+                          ((128, 5, 5, 64), 3, "valid"), ((8, 9, 8, 32), 3, "same")):
+        p = winograd.plan(geometry(shape, k, 16, pad), f32)
         m = np.zeros((p.h.a * p.w.a, 1))
         m[p.ones] = 1.0
         y = p.h.at.astype(np.float64) @ m.reshape(p.h.a, p.w.a) @ p.w.at.T.astype(np.float64)
@@ -90,7 +102,7 @@ def geometry(x_shape, k, c_out, padding="same", stride=1, dilation=1):
     (((8, 64, 64, 16), 1, 16), False),                       # 1x1: a plain matmul
     (((8, 64, 64, 16), 7, 16), False),                       # no transform for 7x7
     (((8, 4, 4, 128), 3, 256), False),                       # 8 tiles in all
-    (((128, 5, 5, 128), 3, 256, "valid"), False),            # 3x3 outputs in a 4x4 tile: little saved
+    (((128, 5, 5, 128), 3, 256, "valid"), True),             # CNN-B's last layer: one 5x5 tile per image
 ])
 def test_plan_picks_the_shapes_where_winograd_pays(args, expected):
     assert (winograd.plan(geometry(*args), np.dtype(np.float32)) is not None) == expected
@@ -113,6 +125,8 @@ CASES = [
     ((2, 9, 17, 8), (1, 3), 8, dict(padding="same")),              # a 1x3 kernel (conv1d's shape)
     ((4, 8, 8, 10), (5, 3), 9, dict(padding=2)),
     ((2, 18, 12, 16), (3, 3), 8, dict(padding="same")),            # input-heavy: F(6x6, 3x3)
+    ((3, 5, 5, 8), (3, 3), 8, dict(padding="valid")),              # a 3x3 output: F(3x3, 3x3)
+    ((2, 9, 8, 8), (3, 3), 8, dict(padding="same")),               # F(3, 3) down, F(4, 3) across
 ]
 
 
