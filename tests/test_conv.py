@@ -606,7 +606,7 @@ def test_fused_relu_conv_matches_torch(x_shape, c_out, rng, check_torch, torch, 
     assert (None if plan is None else plan.h.m) == {16: 6, 8: 4, 3: None}[x_shape[3]]  # the path each case runs
 
 
-@pytest.mark.parametrize("rows,cols", [(1, 1), (7, 3), (40, 16), (4096, 16), (6, 300), (32768, 1)])
+@pytest.mark.parametrize("rows,cols", [(0, 4), (1, 1), (7, 3), (40, 16), (4096, 16), (6, 300), (32768, 1)])
 def test_outer_product_of_the_one_channel_pointwise_gradient(rows, cols):
     rng = np.random.default_rng(rows + cols)
     g, w = rng.standard_normal(rows).astype(np.float32), rng.standard_normal(cols).astype(np.float32)

@@ -277,7 +277,7 @@ def gemm(a, b):
     batch times its 3136 x 1024 weights ran 1.13x faster on 2 threads split by rows, 1.8x by columns)."""
     m, k = a.shape
     n = b.shape[1]
-    if _threads == 1 or max(m, n) < 2 * _threads or m * k * n < _PARALLEL_GEMM or array_module(a) is not np:
+    if max(m, n) < 2 * _threads or not worth_threads(m * k * n, FACTOR_GEMM) or array_module(a) is not np:
         return a @ b
     out = np.empty((m, n), dtype=np.result_type(a, b))
     if m >= n:
@@ -313,6 +313,7 @@ def worth_threads(elements, factor=1):
 
 FACTOR_PASS = 2         # one elementwise pass: split from 2^19 elements
 FACTOR_REDUCE = 4       # reductions and multi-pass normalisation: from 2^20
+FACTOR_GEMM = _PARALLEL_GEMM // _PARALLEL_ELEMENTS  # matrix products, counted in multiply-adds: from 2^23
 
 
 def balanced_step(n, step, elements=None):

@@ -2,8 +2,10 @@
 
 Layouts are Keras's: images (batch, height, width, channels), kernels
 (kernel_height, kernel_width, in_channels, out_channels). Stride-1 3x3 and 5x5 convolutions with
-8+ channels run Winograd's minimal filtering (ops/winograd.py: 4 to 6 times fewer multiplications);
-`set_conv_algorithm("im2col")` turns it off. One direct algorithm serves all three ops otherwise:
+8+ channels run Winograd's minimal filtering (ops/winograd.py: 3 to 6 times fewer multiplications);
+convolutions of small images whose padding would fill much of im2col run one GEMM per kernel tap
+(see "one GEMM per kernel tap"); `set_conv_algorithm("im2col")` turns both off. One direct
+algorithm serves all three ops otherwise:
 
     forward      y  = im2col(x) @ W            one strided copy, one GEMM
     backward     dW = im2col(x)^T @ g          one GEMM
@@ -20,7 +22,6 @@ Output length along one axis (see `conv_output_length`):
 
     out = floor((in + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
 """
-import math
 import numbers
 
 from .. import backend
@@ -287,6 +288,21 @@ def _tap_range(tap, stride, pad, n_in, n_out):
     return slice(start, start + stride * (hi - lo - 1) + 1, stride), slice(lo, hi)
 
 
+def _tap_places(geom):
+    """(i, j, where tap (i, j) reads x, where it adds into y) for every kernel tap that reaches the
+    input, the places as index tuples over (N, H, W) and (N, Ho, Wo); taps that fall wholly in the
+    padding are left out."""
+    (top, _), (left, _) = geom.pads
+    places = []
+    for i in range(geom.kh):
+        rows_in, rows_out = _tap_range(i * geom.dh, geom.sh, top, geom.h, geom.ho)
+        for j in range(geom.kw):
+            cols_in, cols_out = _tap_range(j * geom.dw, geom.sw, left, geom.w, geom.wo)
+            if rows_in is not None and cols_in is not None:
+                places.append((i, j, (slice(None), rows_in, cols_in), (slice(None), rows_out, cols_out)))
+    return places
+
+
 def _col2im_matmul(grad, w2, geom):
     """col2im(grad @ w2^T), (N, H, W, C): each receptive field's gradient added back where it came from.
 
@@ -299,14 +315,7 @@ def _col2im_matmul(grad, w2, geom):
     if _tiles_exactly(geom):
         return _scatter_tiles(grad, w2, geom, c)
     dx = xp.zeros((geom.n, geom.h, geom.w, c), dtype=grad.dtype)
-    (top, _), (left, _) = geom.pads
-    places = []
-    for i in range(geom.kh):
-        rows_in, rows_out = _tap_range(i * geom.dh, geom.sh, top, geom.h, geom.ho)
-        for j in range(geom.kw):
-            cols_in, cols_out = _tap_range(j * geom.dw, geom.sw, left, geom.w, geom.wo)
-            if rows_in is not None and cols_in is not None:
-                places.append((i, j, (slice(None), rows_in, cols_in), (slice(None), rows_out, cols_out)))
+    places = _tap_places(geom)
     tap_major = c == 1
     k, rows = w2.shape[0], geom.ho * geom.wo
     step, chunks = _chunks(geom, k)
@@ -358,6 +367,147 @@ def _scatter_tiles(grad, w2, geom, c):
     return dx
 
 
+# ------------------------------------------------------------------ one GEMM per kernel tap
+#
+# On small images the padding puts many of im2col's entries on zeros: a "same" 3x3 kernel on 4x4
+# images multiplies padding in 31% of its products (21% on 6x6, 16% on 8x8), and BLAS multiplies
+# them all. One GEMM per kernel tap, each over only the outputs whose input that tap reaches, skips
+# them (oneDNN's direct convolution does the same):
+#
+#     y[:, out_t] += x[:, in_t] @ W[t]      dx[:, in_t] += g[:, out_t] @ W[t]^T      dW[t] = x[:, in_t]^T @ g[:, out_t]
+#
+# Each tap copies its slice of x (or g) into a block, so the copies add up to about what im2col
+# copies; the GEMMs are C_in deep instead of kh*kw*C_in, which costs BLAS efficiency when channels
+# are few. Measured (forward + backward, one thread, batch 8, 3x3 "same"), im2col -> taps:
+# 4x4 256->256 5.4 -> 3.9 ms, 4x4 128->256 2.8 -> 2.0, 6x6 128->128 2.9 -> 2.5, 8x8 128->128 5.2 -> 4.5;
+# but 16x16 64->64 (8% padding) 6.2 -> 7.5 and 14x14 5x5 32->64 (16%) 39.7 -> 45.6. Hence taps
+# where at least _TAPS_MIN_PADDING of im2col's products are padding and Winograd does not apply
+# (where it does, it is faster still: 6x6 128->128 by F(3x3, 3x3) 2.2 ms).
+# The threads share out the taps, each summing y or dx into its own array: those are small on the
+# images this runs on, so adding them up costs little.
+
+_TAPS_MIN_PADDING = 0.2
+
+
+def _padding_share(geom, places):
+    """The share of im2col's products that multiply padding: 1 - (tap, output) pairs reaching x / all pairs."""
+    reached = sum(_positions(out) for *_, out in places)
+    return 1 - reached / max(1, geom.kh * geom.kw * geom.ho * geom.wo)
+
+
+def _extent(place):
+    """(rows, columns) that an index tuple (:, rows, cols) of `_tap_places` covers."""
+    _, rows, cols = place
+    return len(range(rows.start, rows.stop, rows.step or 1)), len(range(cols.start, cols.stop, cols.step or 1))
+
+
+def _positions(place):
+    rows, cols = _extent(place)
+    return rows * cols
+
+
+def _use_taps(geom, places):
+    if _algorithm == "taps":
+        return True
+    return _algorithm == "auto" and min(geom.c, geom.co) >= 8 and not geom.pointwise \
+        and _padding_share(geom, places) >= _TAPS_MIN_PADDING
+
+
+def _tap_runs(geom, places):
+    """The taps shared out over the threads when their GEMMs are worth it: biggest first, each to the
+    thread with the least work so far (on 4x4 images a thread's share is 54 of 100 rows, not 58 as
+    when dealt round)."""
+    macs = geom.n * geom.c * geom.co * sum(_positions(out) for *_, out in places)
+    parts = backend.num_threads() if backend.worth_threads(macs, backend.FACTOR_GEMM) else 1
+    runs, loads = [[] for _ in range(min(parts, len(places)) or 1)], [0] * parts
+    for place in sorted(places, key=lambda p: -_positions(p[3])):
+        t = loads.index(min(loads[:len(runs)]))
+        runs[t].append(place)
+        loads[t] += _positions(place[3])
+    return runs
+
+
+def _gather(src, where, scratch, name):
+    """src[where] (a strided (N, a, b, C) region) copied into a scratch block, as (N*a*b, C)."""
+    block = src[where]
+    out = scratch(name, block.shape)
+    backend.array_module(src).copyto(out, block)
+    return out.reshape(-1, block.shape[3])
+
+
+def _add_into(out, product, where, shape):
+    """out[where] += product, the (N*a*b, D) product laid over that region of an array of `shape`;
+    with no `out` yet, a product that covers all of `shape` becomes it (no zero fill, no add)."""
+    if out is None:
+        if _extent(where) == tuple(shape[1:3]):
+            return product.reshape(shape)
+        out = backend.array_module(product).zeros(shape, dtype=product.dtype)
+    out[where] += product.reshape((shape[0],) + _extent(where) + (shape[3],))
+    return out
+
+
+def _sum_of(partials):
+    """The threads' partial sums added up (None from a thread whose taps reached nothing)."""
+    total = None
+    for part in partials:
+        if part is not None:
+            if total is None:
+                total = part
+            else:
+                total += part
+    return total
+
+
+def _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu=False):
+    """The same node as `_convolve`, computed one kernel tap at a time (see "one GEMM per kernel tap")."""
+    xp = backend.array_module(xd)
+    wk = wd.reshape(geom.kh, geom.kw, geom.c, geom.co)
+    runs = _tap_runs(geom, places)
+    y_shape, x_shape = (geom.n, geom.ho, geom.wo, geom.co), (geom.n, geom.h, geom.w, geom.c)
+
+    def forward(run):
+        scratch, y = backend.Scratch(xp, xd.dtype), None
+        for i, j, into, source in run:
+            y = _add_into(y, _gather(xd, into, scratch, "x") @ wk[i, j], source, y_shape)
+        scratch.release()
+        return y
+    y = _sum_of(backend.parallel_map(forward, runs))
+    if y is None:  # no tap reaches the input: y is the bias alone
+        y = xp.zeros(y_shape, dtype=xd.dtype)
+    _epilogue(y.reshape(-1, geom.co), bd, relu)
+    y = y.reshape(out_shape)
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        if relu:
+            g = g * (y > 0)
+        g4 = g.reshape(y_shape)
+        need_x, need_w = x.requires_grad, w.requires_grad
+        gw = None
+        if need_w:
+            gw = (xp.empty if len(places) == geom.kh * geom.kw else xp.zeros)(wk.shape, dtype=wk.dtype)
+
+        def run_backward(run):
+            scratch, dx = backend.Scratch(xp, g4.dtype), None
+            for i, j, into, source in run:
+                gt = _gather(g4, source, scratch, "g")
+                if need_w:
+                    xp.matmul(_gather(xd, into, scratch, "x").T, gt, out=gw[i, j])
+                if need_x:
+                    dx = _add_into(dx, gt @ wk[i, j].T, into, x_shape)
+            scratch.release()
+            return dx
+        dx = _sum_of(backend.parallel_map(run_backward, runs)) if need_x or need_w else None
+        gx = None
+        if need_x:
+            gx = (xp.zeros(x_shape, dtype=g4.dtype) if dx is None else dx).reshape(x.shape)
+        gw = None if gw is None else gw.reshape(w.shape)
+        if b is None:
+            return gx, gw
+        return gx, gw, (_sum_rows(g4.reshape(-1, geom.co)) if b.requires_grad else None)
+    return record(y, parents, backward, op)
+
+
 def _flipped(geom):
     """For a stride-1 convolution, the geometry of the convolution that gives its input gradient:
     g (N, Ho, Wo, C_out) -> dx (N, H, W, C) with padding span - 1 - pad per side; None when that
@@ -384,16 +534,21 @@ def _sum_rows(g2):
 def _outer(g, w):
     """g[:, None] * w[None, :] as a (len(g), len(w)) array.
 
-    With one output channel g @ W^T is this outer product. A GEMM with inner dimension 1 is slow, and
-    so is the broadcast multiply, whose inner loop runs only len(w) wide (NumPy restarts it per row):
-    each g repeated len(w) times, then multiplied in place by rows holding w several times over,
-    is 2.5x faster (32768 x 16: 0.10 vs 0.25 ms)."""
+    With one output channel g @ W^T is this outer product. As a GEMM with inner dimension 1 it is
+    slow (OpenBLAS: 0.62 ms for 32768 x 16), and so is the broadcast multiply, whose inner loop runs
+    only len(w) wide (0.36 ms). Two rows at a time it is a GEMM with inner dimension 2, which BLAS
+    runs fast: rows 2r and 2r + 1 side by side are [g[2r], g[2r+1]] @ [[w, 0], [0, w]]
+    (0.09 ms; 2-4x faster than broadcasting for 3 to 128 columns)."""
     xp = backend.array_module(g)
-    out = xp.repeat(g, w.shape[0])
-    copies = math.gcd(g.shape[0], max(1, 256 // w.shape[0]))
-    flat = out.reshape(-1, copies * w.shape[0])
-    flat *= xp.tile(w, copies)
-    return out.reshape(g.shape[0], w.shape[0])
+    m, c = g.shape[0], w.shape[0]
+    out = xp.empty((m, c), dtype=g.dtype)
+    pairs = xp.zeros((2, 2 * c), dtype=g.dtype)
+    pairs[0, :c] = pairs[1, c:] = w
+    even = m - m % 2
+    xp.matmul(g[:even].reshape(-1, 2), pairs, out=out[:even].reshape(-1, 2 * c))
+    if m % 2:
+        xp.multiply(g[-1], w, out=out[-1])
+    return out
 
 
 def _input_grad(grad, w2, geom):
@@ -479,15 +634,17 @@ def _too_small(op, in_hw, khw, dilation, pads):
 
 # ------------------------------------------------------------------ the graph node
 
-_ALGORITHMS = ("auto", "im2col")
+_ALGORITHMS = ("auto", "im2col", "taps")
 _algorithm = "auto"
 
 
 def set_conv_algorithm(name):
-    """Choose how stride-1 convolutions run: "auto" (Winograd's F(4x4, 3x3), F(6x6, 3x3) or
-    F(4x4, 5x5) where `winograd.plan` accepts the shape, im2col elsewhere) or "im2col" (always the
-    direct GEMM, whose sums are the plain definition; in float32 "auto" differs from it by rounding,
-    ~1e-5 of the output's largest value). Returns the previous setting."""
+    """Choose how conv2d and conv1d run: "auto" (Winograd's F(4x4, 3x3), F(3x3, 3x3), F(6x6, 3x3)
+    or F(4x4, 5x5) where `winograd.plan` accepts the shape; one GEMM per kernel tap where at least 20% of im2col's
+    products would multiply padding, as "same" convolutions of small images do; im2col elsewhere),
+    "im2col" (always the direct GEMM, whose sums are the plain definition; in float32 Winograd
+    differs from it by rounding, ~1e-5 of the output's largest value) or "taps" (always one GEMM per
+    tap, for tests and comparisons). Returns the previous setting."""
     global _algorithm
     if name not in _ALGORITHMS:
         raise ValueError(f"set_conv_algorithm: {name!r} is not one of {_ALGORITHMS}")
@@ -503,6 +660,9 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
     plan = winograd.plan(geom, xd.dtype) if _algorithm == "auto" else None
     if plan is not None:
         return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu)
+    places = _tap_places(geom)
+    if _use_taps(geom, places):
+        return _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu)
     y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
     y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
