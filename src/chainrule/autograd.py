@@ -315,7 +315,8 @@ def _may_hand_out(g, handed):
     them cost a pass over every weight gradient per step (and 0.05 ms of a 0.3 ms 1x1 convolution
     for its 2 MB input gradient)."""
     owner = _owner(g)
-    if id(owner) in handed or not (g.flags.writeable and g.flags.c_contiguous):
+    # CuPy's flags have no `writeable` (its arrays always are)
+    if id(owner) in handed or not (getattr(g.flags, "writeable", True) and g.flags.c_contiguous):
         return False
     if owner is g:
         return True
