@@ -152,3 +152,19 @@ def test_float32_stays_float32(rng, algorithm):
     y = conv2d(x, w, padding="same")
     y.backward(np.ones(y.shape, np.float32))
     assert y.dtype == x.grad.dtype == w.grad.dtype == np.float32
+
+
+def test_taps_are_shared_out_biggest_first_to_the_least_loaded_thread(monkeypatch):
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
+    geom = geometry((8, 4, 4, 8), (3, 3), 8)
+    places = conv_module._tap_places(geom)
+    previous = backend.set_num_threads(2)
+    try:
+        runs = conv_module._tap_runs(geom, places)
+        backend.set_num_threads(1)
+        assert [len(run) for run in conv_module._tap_runs(geom, places)] == [9]  # one thread: one run
+    finally:
+        backend.set_num_threads(previous)
+    # per image the taps reach 16 (centre), 12 (four edges) and 9 (four corners) outputs: 54 + 46
+    loads = sorted(sum(conv_module._positions(p[3]) for p in run) for run in runs)
+    assert loads == [46, 54] and sorted(p[:2] for run in runs for p in run) == [p[:2] for p in places]

@@ -419,9 +419,10 @@ def _tap_runs(geom, places):
     when dealt round)."""
     macs = geom.n * geom.c * geom.co * sum(_positions(out) for *_, out in places)
     parts = backend.num_threads() if backend.worth_threads(macs, backend.FACTOR_GEMM) else 1
-    runs, loads = [[] for _ in range(min(parts, len(places)) or 1)], [0] * parts
+    parts = max(1, min(parts, len(places)))
+    runs, loads = [[] for _ in range(parts)], [0] * parts
     for place in sorted(places, key=lambda p: -_positions(p[3])):
-        t = loads.index(min(loads[:len(runs)]))
+        t = loads.index(min(loads))
         runs[t].append(place)
         loads[t] += _positions(place[3])
     return runs
