@@ -127,6 +127,7 @@ CASES = [
     ((2, 18, 12, 16), (3, 3), 8, dict(padding="same")),            # input-heavy: F(6x6, 3x3)
     ((3, 5, 5, 8), (3, 3), 8, dict(padding="valid")),              # a 3x3 output: F(3x3, 3x3)
     ((2, 9, 8, 8), (3, 3), 8, dict(padding="same")),               # F(3, 3) down, F(4, 3) across
+    ((3, 9, 11, 8), (3, 3), 8, dict(padding="same", activation="relu")),  # ragged tiles, fused ReLU
 ]
 
 

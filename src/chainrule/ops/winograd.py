@@ -312,12 +312,11 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
                 xp.multiply(dy, _tiled(relu_out[n0:n0 + count], p, count) > 0, out=dy_c)
             else:
                 xp.copyto(dy_c, dy)
-            if need_b:
-                rows = dy_c.size // co
-                ones = bufs("ones", (rows,))
-                ones.fill(1)
-                db += ones @ dy_c.reshape(rows, co)
             dm = _along((ath_t, atw_t), dy_c, bufs, "dm").reshape(p.h.a * p.w.a, -1, co)
+            if need_b:  # dM at the all-ones position is each tile's sum of dY: 1/a^2 of dM, not a pass over dY
+                ones = bufs("ones", (dm.shape[1],))
+                ones.fill(1)
+                db += ones @ dm[p.ones]
             if need_w:
                 if kept is None:
                     _fill(xbuf, x[n0:n0 + count], top, left)
