@@ -406,11 +406,14 @@ def _positions(place):
     return rows * cols
 
 
-def _use_taps(geom, places):
+def _taps_for(geom):
+    """The taps' places (`_tap_places`) when this convolution runs one GEMM per tap, else None."""
     if _algorithm == "taps":
-        return True
-    return _algorithm == "auto" and min(geom.c, geom.co) >= 8 and not geom.pointwise \
-        and _padding_share(geom, places) >= _TAPS_MIN_PADDING
+        return _tap_places(geom)
+    if _algorithm != "auto" or min(geom.c, geom.co) < 8 or geom.pointwise or geom.pads == ((0, 0), (0, 0)):
+        return None
+    places = _tap_places(geom)
+    return places if _padding_share(geom, places) >= _TAPS_MIN_PADDING else None
 
 
 def _tap_runs(geom, places):
@@ -661,8 +664,8 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
     plan = winograd.plan(geom, xd.dtype) if _algorithm == "auto" else None
     if plan is not None:
         return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu)
-    places = _tap_places(geom)
-    if _use_taps(geom, places):
+    places = _taps_for(geom)
+    if places is not None:
         return _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu)
     y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
     y = y.reshape(out_shape)

@@ -100,7 +100,7 @@ class _Axis:
 
 def _tile(r, n):
     """Outputs per tile along an axis of n outputs for an r-tap kernel: F(4, 3) for 3 taps unless
-    F(3, 3) transforms fewer rows for that side, ceil(n / 3) * 5 < ceil(n / 4) * 6 (n = 3, 5, 6, 9:
+    F(3, 3) transforms fewer rows for that side, ceil(n / 3) * 5 < ceil(n / 4) * 6 (n = 3, 5, 6, 9, 21:
     a 3x3 output is one 5x5 tile, not a 6x6 one two-thirds wasted; CNN-B's last convolution,
     128->256 channels on 5x5 images, forward + backward 24.7 ms by im2col, 14.4 ms so)."""
     m = _TILE[r]
