@@ -730,7 +730,8 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, activation=None)
 
     Computed as im2col(x) @ w.reshape(kh*kw*C_in, C_out); backward: dW = im2col(x)^T @ g,
     dx = col2im(g @ W^T) (at stride 1 with C_in >= C_out: the same convolution run on g with the
-    kernel flipped), db = sum of g over batch and positions.
+    kernel flipped), db = sum of g over batch and positions. Where they are faster, the same sums
+    run by Winograd's transforms or one GEMM per kernel tap (see `set_conv_algorithm`).
 
     >>> import chainrule as cr
     >>> x, w = cr.randn(8, 28, 28, 1), cr.randn(3, 3, 1, 16)
