@@ -108,8 +108,8 @@ def test_taps_equal_im2col(x_shape, k, c_out, kwargs, wrt, threads, relu, algori
 ])
 def test_auto_takes_taps_where_padding_fills_im2col(x_shape, k, c_out, kwargs, taps, algorithm, monkeypatch):
     taken = []
-    original = conv_module._convolve_taps
-    monkeypatch.setattr(conv_module, "_convolve_taps", lambda *a, **kw: taken.append(1) or original(*a, **kw))
+    original = conv_module._by_taps
+    monkeypatch.setattr(conv_module, "_by_taps", lambda *a, **kw: taken.append(1) or original(*a, **kw))
     conv2d(cr.zeros(x_shape), cr.zeros(k + (x_shape[3], c_out)), **kwargs)
     assert bool(taken) == taps
     algorithm("im2col")

@@ -392,7 +392,7 @@ _TAPS_MIN_PADDING = 0.2
 def _padding_share(geom, places):
     """The share of im2col's products that multiply padding: 1 - (tap, output) pairs reaching x / all pairs."""
     reached = sum(_positions(out) for *_, out in places)
-    return 1 - reached / max(1, geom.kh * geom.kw * geom.ho * geom.wo)
+    return 1 - reached / (geom.kh * geom.kw * geom.ho * geom.wo)
 
 
 def _extent(place):
@@ -462,8 +462,10 @@ def _sum_of(partials):
     return total
 
 
-def _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu=False):
-    """The same node as `_convolve`, computed one kernel tap at a time (see "one GEMM per kernel tap")."""
+def _by_taps(xd, wd, bd, geom, places, relu=False):
+    """The forward of a convolution computed one kernel tap at a time (see "one GEMM per kernel
+    tap"), with bias and `relu` applied: (y (N, Ho, Wo, C_out), grads), where grads(g2, need_x,
+    need_w) gives (dx, dW) for the output gradient g2 (N*Ho*Wo, C_out), each None when not asked."""
     xp = backend.array_module(xd)
     wk = wd.reshape(geom.kh, geom.kw, geom.c, geom.co)
     runs = _tap_runs(geom, places)
@@ -479,19 +481,14 @@ def _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu=False)
     if y is None:  # no tap reaches the input: y is the bias alone
         y = xp.zeros(y_shape, dtype=xd.dtype)
     _epilogue(y.reshape(-1, geom.co), bd, relu)
-    y = y.reshape(out_shape)
-    parents = (x, w) if b is None else (x, w, b)
 
-    def backward(g):
-        if relu:
-            g = g * (y > 0)
-        g4 = g.reshape(y_shape)
-        need_x, need_w = x.requires_grad, w.requires_grad
+    def grads(g2, need_x, need_w):
+        g4 = g2.reshape(y_shape)
         gw = None
         if need_w:
             gw = (xp.empty if len(places) == geom.kh * geom.kw else xp.zeros)(wk.shape, dtype=wk.dtype)
 
-        def run_backward(run):
+        def run_backward(run):  # each tap's g block serves both gradients
             scratch, dx = backend.Scratch(xp, g4.dtype), None
             for i, j, into, source in run:
                 gt = _gather(g4, source, scratch, "g")
@@ -502,14 +499,10 @@ def _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu=False)
             scratch.release()
             return dx
         dx = _sum_of(backend.parallel_map(run_backward, runs)) if need_x or need_w else None
-        gx = None
-        if need_x:
-            gx = (xp.zeros(x_shape, dtype=g4.dtype) if dx is None else dx).reshape(x.shape)
-        gw = None if gw is None else gw.reshape(w.shape)
-        if b is None:
-            return gx, gw
-        return gx, gw, (_sum_rows(g4.reshape(-1, geom.co)) if b.requires_grad else None)
-    return record(y, parents, backward, op)
+        if need_x and dx is None:
+            dx = xp.zeros(x_shape, dtype=g4.dtype)
+        return dx, gw
+    return y, grads
 
 
 def _flipped(geom):
@@ -666,8 +659,13 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
         return _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu)
     places = _taps_for(geom)
     if places is not None:
-        return _convolve_taps(op, x, w, b, xd, wd, bd, geom, places, out_shape, relu)
-    y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
+        y, grads = _by_taps(xd, wd, bd, geom, places, relu)
+    else:
+        y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
+
+        def grads(g2, need_x, need_w):
+            return (_input_grad(g2, wd, geom) if need_x else None,
+                    _windows_matmul(_pad(xd, geom), geom, left=g2)[1] if need_w else None)
     y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
 
@@ -675,8 +673,9 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
         if relu:
             g = g * (y > 0)
         g2 = g.reshape(-1, geom.co)
-        gx = _input_grad(g2, wd, geom).reshape(x.shape) if x.requires_grad else None
-        gw = _windows_matmul(_pad(xd, geom), geom, left=g2)[1].reshape(w.shape) if w.requires_grad else None
+        gx, gw = grads(g2, x.requires_grad, w.requires_grad)
+        gx = None if gx is None else gx.reshape(x.shape)
+        gw = None if gw is None else gw.reshape(w.shape)
         if b is None:
             return gx, gw
         return gx, gw, (_sum_rows(g2) if b.requires_grad else None)
