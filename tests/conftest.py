@@ -57,3 +57,15 @@ def check_torch(torch):
             np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
         return outs
     return check
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernels(request):
+    """Run the test on NumPy's kernels, then on the compiled ones (chainrule.accelerate; skipped
+    where numba is not installed)."""
+    from chainrule import accelerate
+    if request.param == "numba" and not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed (pip install 'chainrule[fast]')")
+    previous = accelerate.set_numba("always" if request.param == "numba" else "never")
+    yield request.param
+    accelerate.set_numba(previous)

@@ -1,6 +1,7 @@
 """Winograd convolutions (chainrule.ops.winograd): the transforms are exact, the planner picks the
 shapes it should, and conv2d/conv1d give the same values and gradients on the Winograd path as on
-the direct im2col path (float64 to 1e-12, float32 to the transforms' rounding), with gradchecks."""
+the direct im2col path (float64 to 1e-12, float32 to the transforms' rounding), with gradchecks;
+each on NumPy's kernels and on the compiled ones (ops/winograd_numba.py, `kernels` fixture)."""
 import numpy as np
 import pytest
 
@@ -133,7 +134,7 @@ CASES = [
 
 @pytest.mark.parametrize("x_shape,k,c_out,kwargs", CASES)
 @pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)])
-def test_winograd_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, everywhere):
+def test_winograd_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, everywhere, kernels):
     rng = np.random.default_rng(0)
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
         x = rng.standard_normal(x_shape).astype(dtype)
@@ -157,7 +158,7 @@ def test_the_cases_above_take_the_winograd_path(monkeypatch, everywhere):
     assert len(taken) == len(CASES)
 
 
-def test_gradcheck_on_the_winograd_path(everywhere):
+def test_gradcheck_on_the_winograd_path(everywhere, kernels):
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((2, 6, 7, 8)), rng.standard_normal((3, 3, 8, 8)), rng.standard_normal(8)
     assert winograd.plan(geometry((2, 6, 7, 8), 3, 8), np.dtype(np.float64)) is not None
@@ -166,7 +167,7 @@ def test_gradcheck_on_the_winograd_path(everywhere):
     cr.gradcheck(lambda x, w: conv2d(x, w, padding="same"), x5, rng.standard_normal((5, 5, 8, 8)))
 
 
-def test_conv1d_uses_it_too(im2col, everywhere):
+def test_conv1d_uses_it_too(im2col, everywhere, kernels):
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((4, 50, 16)), rng.standard_normal((3, 16, 16))
     fast = run(lambda x, w: conv1d(x, w, padding="same"), (x, w), (0, 1))
@@ -179,3 +180,71 @@ def test_conv1d_uses_it_too(im2col, everywhere):
 def test_set_conv_algorithm_refuses_unknown_names():
     with pytest.raises(ValueError, match="im2col"):
         conv_module.set_conv_algorithm("fft")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("keep,relu,need", [(True, True, (1, 1, 1)), (False, False, (1, 1, 1)),
+                                            (True, False, (1, 0, 0)), (False, True, (0, 1, 1)),
+                                            (False, False, (0, 0, 1))])
+def test_compiled_kernels_equal_numpys(threads, keep, relu, need, monkeypatch, everywhere):
+    """winograd.forward and .backward on the compiled kernels against NumPy's, every combination of
+    kept tiles, ReLU mask and asked-for gradient, on 1-3 threads (chunks shared unevenly on 3)."""
+    from chainrule import accelerate
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed")
+    rng = np.random.default_rng(5)
+    cases = [((5, 9, 11, 8), (3, 3), 12, "same"), ((3, 12, 9, 16), (5, 5), 8, "same"),
+             ((4, 18, 12, 16), (3, 3), 8, "same"), ((7, 5, 5, 8), (3, 3), 8, "valid"), ((3, 1, 17, 8), (1, 3), 8, "same")]
+    previous_threads = cr.set_num_threads(threads)
+    try:
+        for x_shape, k, c_out, padding in cases:
+            n, h, w, c = x_shape
+            pads = tuple(conv_module._axis_padding(size, r, 1, padding, 1) for size, r in zip((h, w), k))
+            out = tuple(conv_module.conv_output_length(size, r, 1, pad) for size, r, pad in zip((h, w), k, pads))
+            p = winograd.plan(conv_module._Geometry(n, (h, w), c, k, c_out, (1, 1), (1, 1), pads, out),
+                              np.dtype(np.float64))
+            x = rng.standard_normal(x_shape)
+            u = winograd.kernel_transform(rng.standard_normal(k + (x_shape[3], c_out)), p)
+            bias = rng.standard_normal(c_out)
+            g = rng.standard_normal((x_shape[0], p.geom.ho, p.geom.wo, c_out))
+            results = {}
+            for mode in ("never", "always"):
+                before = accelerate.set_numba(mode)
+                try:
+                    y, kept = winograd.forward(x, u, p, bias, keep=keep, relu=relu)
+                    grads = winograd.backward(g, x, u, p, bool(need[0]), bool(need[1]), kept,
+                                              y if relu else None, bool(need[2]))
+                finally:
+                    accelerate.set_numba(before)
+                assert (kept is not None) == keep
+                results[mode] = (y,) + grads
+            for fast, ref in zip(results["always"], results["never"]):
+                assert (fast is None) == (ref is None)
+                if ref is not None:
+                    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12 * max(1, np.abs(ref).max()))
+    finally:
+        cr.set_num_threads(previous_threads)
+
+
+def test_the_compiled_kernels_run_where_asked(monkeypatch, everywhere):
+    from chainrule import accelerate
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed")
+    from chainrule.ops import winograd_numba
+    calls = []
+    for name in ("forward", "backward"):
+        original = getattr(winograd_numba, name)
+        monkeypatch.setattr(winograd_numba, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    x = cr.Tensor(np.ones((2, 8, 8, 8), np.float32), requires_grad=True)
+    w = cr.Tensor(np.ones((3, 3, 8, 8), np.float32), requires_grad=True)
+    for mode, expected in (("never", []), ("always", ["forward", "backward"])):
+        previous = accelerate.set_numba(mode)
+        try:
+            calls.clear()
+            conv2d(x, w, padding="same").sum().backward()
+            assert calls == expected
+            calls.clear()
+            conv2d(x.detach().astype("float16"), w.detach().astype("float16"), padding="same")
+            assert calls == []   # float16: NumPy's kernels, whatever the mode
+        finally:
+            accelerate.set_numba(previous)

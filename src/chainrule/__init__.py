@@ -15,7 +15,8 @@ High level, like Keras (``from chainrule import layers, models, optimizers, loss
 """
 import numpy as _np
 
-from . import backend, ops, random
+from . import accelerate, backend, ops, random
+from .accelerate import set_numba
 from .autograd import Tensor, enable_grad, grad, is_grad_enabled, no_grad
 from .backend import num_threads, set_num_threads
 from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint,

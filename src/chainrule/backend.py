@@ -138,17 +138,24 @@ _blas_calls = None
 def _blas_thread_calls():
     """(get, set) of the OpenBLAS thread count NumPy runs on, or None where it cannot be found
     (another BLAS, or no /proc/self/maps): read from the loaded library, as threadpoolctl does."""
+    calls = _openblas_thread_calls()
+    return calls[0] if calls else None
+
+
+def _openblas_thread_calls():
+    """(get, set) of every OpenBLAS loaded in this process, NumPy's first (SciPy brings its own,
+    which numba's compiled kernels call)."""
     global _blas_calls
-    if _blas_calls is not None:
-        return _blas_calls or None
-    _blas_calls = False
+    if _blas_calls is None:
+        _blas_calls = {}
     try:
         import ctypes
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
     except OSError:
-        return None
-    for path in sorted(paths):
+        return []
+    for path in sorted(paths - set(_blas_calls), key=lambda p: "numpy" not in p):
+        _blas_calls[path] = None
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -160,9 +167,11 @@ def _blas_thread_calls():
                     put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
                 except AttributeError:
                     continue
-                _blas_calls = (get, put)
-                return _blas_calls
-    return None
+                _blas_calls[path] = (get, put)
+                break
+            if _blas_calls[path]:
+                break
+    return [calls for calls in _blas_calls.values() if calls]
 
 
 def num_threads():
@@ -183,12 +192,14 @@ def set_num_threads(n):
     return previous
 
 
-def _hold_blas_at_one_thread():
+def hold_blas_at_one_thread():
+    """Set every loaded OpenBLAS to one thread (done at import for NumPy's; call again after loading
+    another, as chainrule.accelerate does for SciPy's)."""
     global _blas_saved
-    blas = _blas_thread_calls()
-    if blas is not None and _blas_saved is None:
-        _blas_saved = blas[0]()
-        blas[1](1)
+    for get, put in _openblas_thread_calls():
+        if _blas_saved is None:
+            _blas_saved = get()
+        put(1)
 
 
 def share(items, elements, factor=1):
@@ -347,4 +358,4 @@ def parallel_sum(n, fn, elements, factor=FACTOR_REDUCE):
 
 
 set_num_threads(_default_threads())
-_hold_blas_at_one_thread()
+hold_blas_at_one_thread()

@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import accelerate, backend
 
 __all__ = ["transforms", "plan", "kernel_transform", "forward", "backward", "kernel_grad", "flops_saved"]
 
@@ -221,6 +221,8 @@ def forward(x, u, p, bias=None, keep=False, relu=False):
     Keeping V costs 2.25x the input's memory (4x for 5x5 kernels) and saves the backward a padding
     copy, a gather and two transforms per chunk: reading V back was faster than recomputing it
     (CNN-B's second layer: backward 24 -> 18 ms)."""
+    if accelerate.wants_numba(x, u):
+        return _compiled_forward(x, u, p, bias, keep, relu)
     xp = backend.array_module(x)
     geom = p.geom
     (top, _), (left, _) = geom.pads
@@ -282,6 +284,8 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
     is what forward(keep=True) returned; without it V is recomputed from x. `relu_out` is the output
     of a forward with relu=True: g is masked by relu_out > 0 chunk by chunk, and db summed there too
     (each a pass over a block in cache instead of over the whole gradient)."""
+    if isinstance(kept, np.ndarray) or (kept is None and accelerate.wants_numba(g, x, u)):
+        return _compiled_backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b)
     xp = backend.array_module(g)
     geom = p.geom
     (top, _), (left, _) = geom.pads
@@ -347,6 +351,59 @@ def backward(g, x, u, p, need_x, need_w, kept=None, relu_out=None, need_b=False)
         if db is not None:
             db += db_i
     return dx, du, db
+
+
+def _compiled_args(p, dtype):
+    """What both compiled kernels take from the plan: the transforms (contiguous, in `dtype`), the
+    padding, the tile counts, the all-ones position and the chunk size; and the runs of chunks the
+    threads take. The chunks are no bigger than the plan's and at least one per thread: a compiled
+    run holds no GIL, so the threads stay busy however small their share."""
+    geom = p.geom
+    threads = backend.num_threads() if backend.worth_threads(p.work) else 1
+    step = max(1, min(p.step, -(-geom.n // threads)))
+    runs = backend._slices(-(-geom.n // step), threads)
+    mats = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (p.h.bt, p.w.bt, p.h.at, p.w.at))
+    return mats, (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones, step), runs
+
+
+def _compiled_forward(x, u, p, bias, keep, relu):
+    """`forward` by the compiled kernel (ops/winograd_numba.py); `kept` is one flat array."""
+    from . import winograd_numba
+    geom, dtype = p.geom, x.dtype
+    mats, sizes, runs = _compiled_args(p, dtype)
+    x, u = np.ascontiguousarray(x), np.ascontiguousarray(u)
+    out = np.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, u.shape[2]), dtype=dtype)
+    kept = np.empty(p.h.a * p.w.a * geom.n * p.h.tiles * p.w.tiles * geom.c if keep else 0, dtype=dtype)
+    bias = np.empty(0, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    backend.parallel_map(lambda run: winograd_numba.forward(x, u, *mats, bias, bool(relu), *sizes,
+                                                            run.start, run.stop, out, kept), runs)
+    if out.shape[1:3] != (geom.ho, geom.wo):
+        out = np.ascontiguousarray(out[:, :geom.ho, :geom.wo])
+    return out, (kept if keep else None)
+
+
+def _compiled_backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b):
+    """`backward` by the compiled kernel (ops/winograd_numba.py): each run of chunks gives its share of
+    dU and db, added up here."""
+    from . import winograd_numba
+    geom, dtype = p.geom, g.dtype
+    mats, sizes, runs = _compiled_args(p, dtype)
+    g, x, u = np.ascontiguousarray(g), np.ascontiguousarray(x), np.ascontiguousarray(u)
+    relu_out = np.empty((0, 0, 0, 0), dtype=dtype) if relu_out is None else np.ascontiguousarray(relu_out)
+    kept = np.empty(0, dtype=dtype) if kept is None else kept
+    dx = np.empty((geom.n, geom.h, geom.w, geom.c) if need_x else (0, 0, 0, 0), dtype=dtype)
+
+    def run(chunks):
+        du = np.empty((p.h.a * p.w.a, geom.c, u.shape[2]) if need_w else (0, 0, 0), dtype=dtype)
+        db = np.empty(u.shape[2], dtype=dtype)
+        winograd_numba.backward(g, x, u, *mats, relu_out, *sizes, chunks.start, chunks.stop,
+                                bool(need_x), bool(need_w), bool(need_b), kept, dx, du, db)
+        return du, db
+    (du, db), *rest = backend.parallel_map(run, runs)
+    for du_i, db_i in rest:
+        du += du_i
+        db += db_i
+    return (dx if need_x else None), (du if need_w else None), (db if need_b else None)
 
 
 def kernel_grad(du, p, c_in, c_out):
