@@ -219,7 +219,9 @@ def parallel_map(fn, items):
     thread takes the first).
 
     NumPy releases the GIL inside its array operations, so threads overlap wherever the work is
-    in them; the Python between them runs one thread at a time. While the threads run, the
+    in them; the Python between them runs one thread at a time. Where numba is installed and
+    allowed (chainrule.accelerate) the other threads are chainrule.spinpool's, which wait for work
+    spinning without the GIL (an empty region 75 -> 25 us); else a ThreadPoolExecutor's. While the threads run, the
     interpreter's switch interval is cut from 5 ms to 0.1 ms: a thread coming back from an array
     operation waits for the GIL at most that long (measured on a Winograd forward split over two
     cores: 1.47x faster with the default interval, 1.78x with the short one).
@@ -229,6 +231,15 @@ def parallel_map(fn, items):
     workers = min(_threads, len(items))
     if workers <= 1 or _in_pool():  # inside a worker: no nested pool
         return [fn(item) for item in items]
+    spinning = _spin_pool(len(items) - 1)
+    if spinning is not None:
+        _short_switch_interval(True)
+        try:
+            out = spinning.map(fn, items)
+        finally:
+            _short_switch_interval(False)
+        if out is not None:
+            return out
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers - 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -240,6 +251,25 @@ def parallel_map(fn, items):
         return [first] + [f.result() for f in futures]
     finally:
         _short_switch_interval(False)
+
+
+_spinning = None
+
+
+def _spin_pool(workers):
+    """The spinning pool (chainrule.spinpool) with at least `workers` threads, where numba is allowed
+    and installed (chainrule.accelerate); else None."""
+    global _spinning
+    if workers > _threads - 1:
+        return None
+    from . import accelerate
+    if not accelerate.wants_numba():
+        return None
+    with _pool_lock:
+        if _spinning is None or _spinning.workers < workers:
+            from .spinpool import SpinPool
+            _spinning = SpinPool(max(workers, _threads - 1))
+    return _spinning
 
 
 _regions = 0            # parallel_map calls running now (from any of the user's threads)
@@ -268,8 +298,8 @@ def _in_pool():
 
 def _after_fork_in_child():
     # a forked child has the pool object but none of its threads: start afresh there
-    global _pool, _regions, _pool_lock
-    _pool, _regions, _pool_lock = None, 0, threading.Lock()
+    global _pool, _regions, _pool_lock, _spinning
+    _pool, _regions, _pool_lock, _spinning = None, 0, threading.Lock(), None
 
 
 if hasattr(os, "register_at_fork"):

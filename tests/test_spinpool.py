@@ -1,0 +1,106 @@
+"""The spinning worker pool (chainrule.spinpool) that backend.parallel_map uses when numba is there:
+results in order, each item on its own thread, errors raised in the caller, no lost wake-ups
+whether the workers are spinning or asleep, and no re-entry."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import accelerate, backend
+
+if not accelerate.numba_available():
+    pytest.skip("numba and SciPy are not installed (pip install 'chainrule[fast]')", allow_module_level=True)
+
+from chainrule import spinpool  # noqa: E402 - needs numba
+
+
+def test_spin_until_returns_a_change_or_gives_up():
+    flags = np.array([3, 7], np.int64)
+    assert spinpool.spin_until(flags, 1, 3, 10) == 7      # already different
+    assert spinpool.spin_until(flags, 0, 3, 1000) == 3    # never changes: gives up with `old`
+    later = threading.Timer(0.01, lambda: flags.__setitem__(0, 4))
+    later.start()
+    assert spinpool.spin_until(flags, 0, 3, spinpool.spins_per_us() * 2_000_000) == 4   # sees another thread's write
+    later.join()
+
+
+@pytest.mark.parametrize("spin_us", [200, 0])   # 0: every hand-off goes through the sleeping path
+def test_map_runs_each_item_once_on_its_own_thread_in_order(spin_us):
+    pool = spinpool.SpinPool(3, spin_us=spin_us)
+    for round_ in range(200):
+        items = list(range(round_ % 4 + 1))
+        names = pool.map(lambda i: (i * i, threading.current_thread().name), items)
+        assert [v for v, _ in names] == [i * i for i in items]
+        assert names[0][1] == threading.current_thread().name
+        assert [n for _, n in names[1:]] == [f"chainrule-spin-{w}" for w in range(len(items) - 1)]
+        if round_ % 50 == 0:
+            time.sleep(0.002)   # long enough for spinning workers to fall asleep
+
+
+def test_errors_reach_the_caller_and_the_pool_goes_on():
+    pool = spinpool.SpinPool(1)
+
+    def fail_on(bad):
+        def fn(i):
+            if i == bad:
+                raise ValueError(f"item {i}")
+            return i
+        return fn
+    with pytest.raises(ValueError, match="item 1"):   # on the worker
+        pool.map(fail_on(1), [0, 1])
+    with pytest.raises(ValueError, match="item 0"):   # on the caller, after the worker is done
+        pool.map(fail_on(0), [0, 1])
+    assert pool.map(fail_on(5), [0, 1]) == [0, 1]
+
+
+def test_a_busy_pool_says_so_instead_of_mixing_two_maps():
+    pool = spinpool.SpinPool(1)
+    inner = []
+    release = threading.Event()
+
+    def slow(i):
+        if i == 0:
+            other = threading.Thread(target=lambda: inner.append(pool.map(lambda j: j, [0, 1])))
+            other.start()
+            other.join()
+            release.set()
+        return i
+    assert pool.map(slow, [0, 1]) == [0, 1]
+    assert inner == [None] and release.is_set()
+
+
+def test_parallel_map_spins_where_numba_is_allowed_and_not_otherwise():
+    previous_threads = cr.set_num_threads(2)
+    try:
+        for mode, prefix in (("auto", "chainrule-spin"), ("never", "chainrule_")):
+            before = accelerate.set_numba(mode)
+            try:
+                names = backend.parallel_map(lambda i: threading.current_thread().name, [0, 1])
+            finally:
+                accelerate.set_numba(before)
+            assert names[1].startswith(prefix)
+    finally:
+        cr.set_num_threads(previous_threads)
+
+
+def test_threaded_kernels_agree_under_the_spinning_pool():
+    """A conv and a GEMM on 2 and 3 threads through the spinning pool, against one thread."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 12, 12, 8)), rng.standard_normal((3, 3, 8, 16))
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 300))
+
+    def run():
+        X, W = cr.Tensor(x, requires_grad=True), cr.Tensor(w, requires_grad=True)
+        cr.ops.conv.conv2d(X, W, padding="same").sum().backward()
+        return [X.grad, W.grad, backend.gemm(a, b)]
+    previous = cr.set_num_threads(1)
+    try:
+        reference = run()
+        for threads in (2, 3):
+            cr.set_num_threads(threads)
+            for got, want in zip(run(), reference):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    finally:
+        cr.set_num_threads(previous)
