@@ -173,13 +173,18 @@ class _Geometry:
 _CHUNK_BYTES = 2 << 20
 
 
-def _chunks(geom, k):
-    """Images per chunk, and the batch ranges (n0, n1), so that a chunk's im2col block
-    (rows x k floats) is about _CHUNK_BYTES, and there is a chunk for every thread."""
+def _chunks(geom, k, width):
+    """(images per chunk, the batch ranges (n0, n1), the work in `backend.worth_threads`' terms), so
+    that a chunk's im2col block (rows x k floats) is about _CHUNK_BYTES, and there is a chunk for
+    every thread when the work is worth sharing: the block's copy, or its GEMMs (`width` output
+    columns in all) counted in multiply-adds (the U-Net's 2x2 up-convolutions of 4x4 images copy
+    65K floats, too few to share, but multiply 17M times: 1.38 -> 0.9 ms on two threads)."""
+    elements = geom.n * geom.ho * geom.wo * k
+    work = max(elements, elements * width // backend.FACTOR_GEMM)
     per_image = geom.ho * geom.wo * k * 4
     step = max(1, min(geom.n, _CHUNK_BYTES // max(per_image, 1)))
-    step = backend.balanced_step(geom.n, step, geom.n * geom.ho * geom.wo * k)
-    return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)]
+    step = backend.balanced_step(geom.n, step, work)
+    return step, [(n0, min(n0 + step, geom.n)) for n0 in range(0, geom.n, step)], work
 
 
 def _block(buf, count, geom, channels, tap_major):
@@ -244,7 +249,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
     tap_major = c == 1
     out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
     wgrad = None if left is None else xp.empty((k, left.shape[1]), dtype=xpad.dtype)
-    step, chunks = _chunks(geom, k)
+    step, chunks, work = _chunks(geom, k, (0 if right is None else right.shape[1]) + (0 if left is None else left.shape[1]))
     if wgrad is not None and not chunks:  # an empty batch
         wgrad.fill(0)
     def run(part):  # a run of chunks on one thread; returns its share of the weight gradient
@@ -268,7 +273,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
         scratch.release()
         return share
 
-    shares = backend.parallel_map(run, backend.share(chunks, xpad.shape[0] * rows * k))
+    shares = backend.parallel_map(run, backend.share(chunks, work))
     if wgrad is not None:
         for share in shares[1:]:
             if share is not None:
@@ -318,7 +323,7 @@ def _col2im_matmul(grad, w2, geom):
     places = _tap_places(geom)
     tap_major = c == 1
     k, rows = w2.shape[0], geom.ho * geom.wo
-    step, chunks = _chunks(geom, k)
+    step, chunks, work = _chunks(geom, k, w2.shape[1])
 
     def run(part_chunks):  # a run of chunks on one thread, each adding into its own images of dx
         scratch = backend.Scratch(xp, grad.dtype)
@@ -335,7 +340,7 @@ def _col2im_matmul(grad, w2, geom):
                 target[into] += taps[i, j][source]
         scratch.release()
 
-    backend.parallel_map(run, backend.share(chunks, geom.n * rows * k))
+    backend.parallel_map(run, backend.share(chunks, work))
     return dx
 
 
@@ -353,7 +358,7 @@ def _scatter_tiles(grad, w2, geom, c):
     xp = backend.array_module(grad)
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=grad.dtype)
     rows = geom.ho * geom.wo
-    step, chunks = _chunks(geom, w2.shape[0])
+    step, chunks, work = _chunks(geom, w2.shape[0], w2.shape[1])
 
     def run(part_chunks):
         scratch = backend.Scratch(xp, grad.dtype)
@@ -363,7 +368,7 @@ def _scatter_tiles(grad, w2, geom, c):
                       cols.reshape(n1 - n0, geom.ho, geom.wo, geom.kh, geom.kw, c).transpose(0, 1, 3, 2, 4, 5))
         scratch.release()
 
-    backend.parallel_map(run, backend.share(chunks, geom.n * rows * w2.shape[0]))
+    backend.parallel_map(run, backend.share(chunks, work))
     return dx
 
 
