@@ -1,7 +1,8 @@
 """Convolutions computed one GEMM per kernel tap (ops/conv.py, "one GEMM per kernel tap"): the path
 "auto" takes where padding fills much of im2col (small images, "same" padding). Every geometry the
 im2col tests cover is gradchecked again on this path in float64, it equals im2col to 1e-12 on one
-thread and on two, equals PyTorch in float32, and the selection picks it where it pays."""
+thread and on two, equals PyTorch in float32, and the selection picks it where it pays; each on
+NumPy's kernels and on the compiled ones (ops/taps_numba.py, `kernels` fixture)."""
 import numpy as np
 import pytest
 
@@ -46,7 +47,7 @@ def run(fn, arrays, wrt=(0, 1, 2)):
 @pytest.mark.parametrize("x_shape,k,c_out,kwargs", CONV2D_CASES + SPARSE_CASES,
                          ids=CASE_IDS + ["no_tap_reaches", "some_taps_miss"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
-def test_conv2d_gradcheck_by_taps(x_shape, k, c_out, kwargs, bias, rng, algorithm):
+def test_conv2d_gradcheck_by_taps(x_shape, k, c_out, kwargs, bias, rng, algorithm, kernels):
     algorithm("taps")
     x, w = normal(rng, x_shape), normal(rng, k + (x_shape[3], c_out))
     if bias:
@@ -62,7 +63,7 @@ def test_the_sparse_cases_leave_taps_out():
 
 
 @pytest.mark.parametrize("x_shape,k,c_out,kwargs", CONV1D_CASES, ids=[str(c) for c in CONV1D_CASES])
-def test_conv1d_gradcheck_by_taps(x_shape, k, c_out, kwargs, rng, algorithm):
+def test_conv1d_gradcheck_by_taps(x_shape, k, c_out, kwargs, rng, algorithm, kernels):
     algorithm("taps")
     x, w, b = normal(rng, x_shape), normal(rng, (k, x_shape[2], c_out)), normal(rng, (c_out,))
     cr.gradcheck(lambda x, w, b: conv1d(x, w, b, **kwargs), x, w, b)
@@ -78,7 +79,7 @@ def test_conv1d_gradcheck_by_taps(x_shape, k, c_out, kwargs, rng, algorithm):
 @pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)], ids=["all", "x", "w"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("relu", [False, True], ids=["plain", "relu"])
-def test_taps_equal_im2col(x_shape, k, c_out, kwargs, wrt, threads, relu, algorithm, monkeypatch):
+def test_taps_equal_im2col(x_shape, k, c_out, kwargs, wrt, threads, relu, algorithm, monkeypatch, kernels):
     monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)  # share out even these small products
     previous = backend.set_num_threads(threads)
     try:
@@ -131,7 +132,7 @@ def test_padding_share_counts_products_on_padding():
     ((2, 6, 7, 8), (3, 3), 8, dict(padding="same", stride=2)),
     ((2, 9, 9, 8), (3, 3), 8, dict(padding=2, dilation=2)),
 ])
-def test_taps_match_torch(x_shape, k, c_out, kwargs, rng, check_torch, torch, algorithm):
+def test_taps_match_torch(x_shape, k, c_out, kwargs, rng, check_torch, torch, algorithm, kernels):
     algorithm("taps")
     stride, dilation = kwargs.get("stride", 1), kwargs.get("dilation", 1)
     pads = explicit_pads(kwargs.get("padding", "valid"), x_shape[1:3], k, stride, dilation)
@@ -145,7 +146,7 @@ def test_taps_match_torch(x_shape, k, c_out, kwargs, rng, check_torch, torch, al
                 x, w, b, rtol=1e-4, atol=atol)
 
 
-def test_float32_stays_float32(rng, algorithm):
+def test_float32_stays_float32(rng, algorithm, kernels):
     algorithm("taps")
     x = cr.Tensor(normal(rng, (2, 4, 4, 8), np.float32), requires_grad=True)
     w = cr.Tensor(normal(rng, (3, 3, 8, 8), np.float32), requires_grad=True)

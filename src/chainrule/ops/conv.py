@@ -24,7 +24,9 @@ Output length along one axis (see `conv_output_length`):
 """
 import numbers
 
-from .. import backend
+import numpy as np
+
+from .. import accelerate, backend
 from . import winograd
 from ..autograd import is_grad_enabled
 from .base import as_tensor, record
@@ -474,6 +476,8 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
     xp = backend.array_module(xd)
     wk = wd.reshape(geom.kh, geom.kw, geom.c, geom.co)
     runs = _tap_runs(geom, places)
+    if accelerate.wants_numba(xd, wd):
+        return _compiled_by_taps(xd, wk, bd, geom, runs, places, relu)
     y_shape, x_shape = (geom.n, geom.ho, geom.wo, geom.co), (geom.n, geom.h, geom.w, geom.c)
 
     def forward(run):
@@ -507,6 +511,36 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
         if need_x and dx is None:
             dx = xp.zeros(x_shape, dtype=g4.dtype)
         return dx, gw
+    return y, grads
+
+
+def _compiled_by_taps(xd, wk, bd, geom, runs, places, relu):
+    """`_by_taps` by the compiled kernels (ops/taps_numba.py): each thread's run of taps is one call
+    without the GIL; the runs' partial sums of y and dx are added here."""
+    from . import taps_numba
+    x, wk = np.ascontiguousarray(xd), np.ascontiguousarray(wk)
+    tables = [np.array([(i, j, into[1].start, into[2].start, out[1].start, out[2].start) + _extent(out)
+                        for i, j, into, out in run], dtype=np.int64).reshape(-1, 8) for run in runs]
+    y_shape, x_shape = (geom.n, geom.ho, geom.wo, geom.co), (geom.n, geom.h, geom.w, geom.c)
+    none4 = np.empty((0, 0, 0, 0), dtype=x.dtype)
+
+    def forward(table):
+        y = np.empty(y_shape, dtype=x.dtype)
+        taps_numba.forward(x, wk, table, geom.sh, geom.sw, y)
+        return y
+    y = _sum_of(backend.parallel_map(forward, tables))
+    _epilogue(y.reshape(-1, geom.co), bd, relu)
+
+    def grads(g2, need_x, need_w):
+        g4 = np.ascontiguousarray(g2).reshape(y_shape)
+        gw = (np.empty if len(places) == geom.kh * geom.kw else np.zeros)(wk.shape, dtype=wk.dtype) if need_w else none4
+
+        def run_backward(table):
+            dx = np.empty(x_shape, dtype=x.dtype) if need_x else none4
+            taps_numba.backward(x, wk, g4, table, geom.sh, geom.sw, bool(need_x), bool(need_w), dx, gw)
+            return dx if need_x else None
+        dx = _sum_of(backend.parallel_map(run_backward, tables)) if need_x or need_w else None
+        return dx, (gw if need_w else None)
     return y, grads
 
 
