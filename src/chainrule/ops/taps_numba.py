@@ -16,30 +16,20 @@ _JIT = dict(nogil=True, cache=True)
 
 
 @njit(**_JIT)
-def _gather(a, r0, c0, rs, cs, rows, cols, block):
-    """block[(b, r, c)] = a[b, r0 + r*rs, c0 + c*cs] for an (N, H, W, C) array a."""
+def _region(a, r0, c0, rs, cs, rows, cols, block, gather):
+    """gather: block[(b, r, c)] = a[b, r0 + r*rs, c0 + c*cs]; else a[b, r0 + r*rs, c0 + c*cs] += block[(b, r, c)],
+    for an (N, H, W, C) array a and a (N*rows*cols, C) block."""
     q = 0
     for b in range(a.shape[0]):
         for r in range(rows):
             for c in range(cols):
-                source = a[b, r0 + r * rs, c0 + c * cs]
-                target = block[q]
-                for e in range(source.shape[0]):
-                    target[e] = source[e]
-                q += 1
-
-
-@njit(**_JIT)
-def _add(product, out, r0, c0, rs, cs, rows, cols):
-    """out[b, r0 + r*rs, c0 + c*cs] += product[(b, r, c)]."""
-    q = 0
-    for b in range(out.shape[0]):
-        for r in range(rows):
-            for c in range(cols):
-                target = out[b, r0 + r * rs, c0 + c * cs]
-                source = product[q]
-                for e in range(target.shape[0]):
-                    target[e] += source[e]
+                pixel, row = a[b, r0 + r * rs, c0 + c * cs], block[q]
+                if gather:
+                    for e in range(row.shape[0]):
+                        row[e] = pixel[e]
+                else:
+                    for e in range(row.shape[0]):
+                        pixel[e] += row[e]
                 q += 1
 
 
@@ -47,12 +37,12 @@ def _add(product, out, r0, c0, rs, cs, rows, cols):
 def forward(x, wk, taps, sh, sw, y):
     """y (N, Ho, Wo, C_out), zeroed, += each tap's x block @ W[i, j]."""
     y[:] = 0
-    n, c, co = x.shape[0], x.shape[3], y.shape[3]
+    n, c = x.shape[0], x.shape[3]
     for t in range(taps.shape[0]):
         i, j, xr, xc, yr, yc, rows, cols = taps[t]
         block = np.empty((n * rows * cols, c), x.dtype)
-        _gather(x, xr, xc, sh, sw, rows, cols, block)
-        _add(np.dot(block, wk[i, j]), y, yr, yc, 1, 1, rows, cols)
+        _region(x, xr, xc, sh, sw, rows, cols, block, True)
+        _region(y, yr, yc, 1, 1, rows, cols, np.dot(block, wk[i, j]), False)
 
 
 @njit(**_JIT)
@@ -65,10 +55,10 @@ def backward(x, wk, g, taps, sh, sw, need_x, need_w, dx, dw):
     for t in range(taps.shape[0]):
         i, j, xr, xc, yr, yc, rows, cols = taps[t]
         gt = np.empty((n * rows * cols, co), g.dtype)
-        _gather(g, yr, yc, 1, 1, rows, cols, gt)
+        _region(g, yr, yc, 1, 1, rows, cols, gt, True)
         if need_w:
             xt = np.empty((n * rows * cols, c), x.dtype)
-            _gather(x, xr, xc, sh, sw, rows, cols, xt)
+            _region(x, xr, xc, sh, sw, rows, cols, xt, True)
             np.dot(xt.T, gt, dw[i, j])
         if need_x:
-            _add(np.dot(gt, wk[i, j].T), dx, xr, xc, sh, sw, rows, cols)
+            _region(dx, xr, xc, sh, sw, rows, cols, np.dot(gt, wk[i, j].T), False)
