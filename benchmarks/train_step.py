@@ -462,6 +462,13 @@ def child(spec, steps):
     subprocess starts the child by vfork + exec, so it would report the parent's peak.
     """
     framework, kind = spec.split(":")
+    if framework == "chainrule":
+        # numba and its compiler (chainrule[fast]) load on first use: a library's footprint, counted
+        # with the imports, not as the model's memory
+        from chainrule import accelerate
+        if accelerate.wants_numba():
+            from chainrule import spinpool
+            spinpool.spins_per_us()
     import_kb = _status_kb("VmRSS")
     batches = make_data(kind, n_batches=2)
     if framework == "torch":
@@ -655,7 +662,8 @@ def main():
              "median shown. ratio = chainrule / torch samples/s (> 1: chainrule faster). Batch sizes: "
              + ", ".join(f"{k} {BATCH[k]}" for k in kinds) + f"; predict over {PREDICT_IMAGES} images.",
              "MB = peak RSS (VmHWM) of a separate process above its RSS after imports and data; "
-             "mem ratio = chainrule / torch. Import footprints: "
+             "mem ratio = chainrule / torch. Import footprints (chainrule's with numba loaded, where the fast "
+             "extra is installed): "
              + (", ".join(f"{fw} {mb:.0f} MB" for fw, mb in imports.items()) or "not measured") + "; whole "
              "processes' peaks (chainrule / torch): "
              + (", ".join(f"{k} {t.get('chainrule', 0):.0f} / {t.get('torch', 0):.0f} MB" for k, t in totals.items())

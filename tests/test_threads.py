@@ -1,6 +1,7 @@
 """chainrule's own threads (backend.set_num_threads): the helpers, and every kernel that splits its
 work over them gives the results of the one-thread run (bit for bit where each element is computed
-by one thread, to float64 rounding where partial sums are added up)."""
+by one thread, to float64 rounding where partial sums are added up). Every test runs twice: on the
+executor's threads and NumPy's kernels, and on the spinning pool and compiled kernels (`kernels`)."""
 import threading
 
 import numpy as np
@@ -14,6 +15,11 @@ from chainrule.ops.conv import conv2d
 from chainrule.ops.norm import batch_norm
 from chainrule.ops.pool import max_pool2d
 from chainrule.variable import Variable
+
+
+@pytest.fixture(autouse=True)
+def _both_kinds_of_threads(kernels):
+    """Every test on both kernels (conftest's `kernels`): the numba one uses chainrule.spinpool."""
 
 
 @pytest.fixture
