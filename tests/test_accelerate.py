@@ -53,3 +53,32 @@ def test_loading_numba_holds_every_blas_at_one_thread():
     assert accelerate.wants_numba(np.zeros(3, np.float32))
     calls = cr.backend._openblas_thread_calls()
     assert len(calls) >= 2 and all(get() == 1 for get, _ in calls)   # NumPy's and SciPy's
+
+
+def test_a_numba_that_does_not_load_falls_back_in_auto_and_fails_in_always(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("numba built for another NumPy")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(accelerate, "numba_available", lambda: True)
+    monkeypatch.setattr(accelerate, "_numba", None)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    previous = accelerate.numba_mode()
+    try:
+        accelerate.set_numba("auto")
+        with pytest.warns(RuntimeWarning, match="running NumPy's kernels"):
+            assert not accelerate.wants_numba(np.zeros(3, np.float32))
+        assert not accelerate.wants_numba(np.zeros(3, np.float32))   # warned once, remembered
+        monkeypatch.setattr(accelerate, "_numba", None)
+        accelerate.set_numba("always")
+        with pytest.raises(ImportError, match="does not load"):
+            accelerate.wants_numba(np.zeros(3, np.float32))
+    finally:
+        accelerate._mode = previous
+
+
+def test_non_native_byte_order_keeps_numpy():
+    assert not accelerate.wants_numba(np.zeros(3, ">f4" if np.little_endian else "<f4"))

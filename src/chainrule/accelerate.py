@@ -23,6 +23,7 @@ compiled kernel compiles it (a few seconds, once: the result is cached on disk).
 """
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -64,9 +65,12 @@ def wants_numba(*arrays):
     if _mode == "never":
         return False
     for a in arrays:
-        if type(a) is not np.ndarray or a.dtype.char not in "fd":
+        if type(a) is not np.ndarray or a.dtype not in _FLOATS:  # (native byte order only)
             return False
     return _load() is not None
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _load():
@@ -74,8 +78,16 @@ def _load():
     if _numba is None:
         _numba = False
         if numba_available():
-            import numba
-            importlib.import_module("scipy.linalg.cython_blas")  # the BLAS numba's np.dot calls
+            try:
+                import numba
+                importlib.import_module("scipy.linalg.cython_blas")  # the BLAS numba's np.dot calls
+            except Exception as error:  # installed but broken (built for another NumPy, say)
+                if _mode == "always":
+                    raise ImportError(f"chainrule.accelerate: numba is installed but does not load ({error}); "
+                                      f"reinstall it (pip install -U \"chainrule[fast]\")") from error
+                warnings.warn(f"chainrule: numba is installed but does not load ({error}); running NumPy's "
+                              f"kernels. Reinstall it, or set CHAINRULE_NUMBA=never to silence this.", RuntimeWarning)
+                return None
             backend.hold_blas_at_one_thread()  # SciPy's OpenBLAS too: the threads are chainrule's
             _numba = numba
     return _numba or None
