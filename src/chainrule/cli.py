@@ -582,6 +582,10 @@ def _info(args):
     held = "; NumPy's BLAS held at 1 thread" if backend._blas_saved is not None else ""
     print(f"CPU cores: {os.cpu_count()}; chainrule threads: {backend.num_threads()} (CHAINRULE_NUM_THREADS or "
           f"chainrule.set_num_threads){held}")
+    from . import accelerate
+    compiled = ("numba installed" if accelerate.numba_available()
+                else 'numba not installed: pip install "chainrule[fast]"')
+    print(f"compiled kernels: {accelerate.numba_mode()} (CHAINRULE_NUMBA or chainrule.set_numba); {compiled}")
     try:
         from threadpoolctl import threadpool_info
         pools = threadpool_info()
@@ -594,7 +598,8 @@ def _info(args):
               + " (thread count: pip install threadpoolctl)")
     extras = []
     for package, use in (("safetensors", "model files"), ("matplotlib", "plots"), ("pillow", "images"),
-                         ("h5py", "HDF5"), ("threadpoolctl", "BLAS threads"), ("torch", "comparisons in tests")):
+                         ("h5py", "HDF5"), ("threadpoolctl", "BLAS threads"), ("numba", "compiled kernels"),
+                         ("torch", "comparisons in tests")):
         try:  # the installed version, without importing the package
             extras.append(f"{package} {metadata.version(package)} ({use})")
         except metadata.PackageNotFoundError:
