@@ -268,8 +268,17 @@ def _spin_pool(workers):
     with _pool_lock:
         if _spinning is None or _spinning.workers < workers:
             from .spinpool import SpinPool
-            _spinning = SpinPool(max(workers, _threads - 1))
+            # more threads than cores: spinning would take the cores from the threads with work
+            _spinning = SpinPool(max(workers, _threads - 1), spin_us=200 if _threads <= _cores() else 0)
     return _spinning
+
+
+def _cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 _regions = 0            # parallel_map calls running now (from any of the user's threads)
