@@ -23,7 +23,8 @@ The first line names the BLAS kernel NumPy's OpenBLAS chose (through threadpoolc
 where OPENBLAS_CORETYPE forces an older one (Haswell's AVX2 on an AVX-512 machine) the GEMMs run
 at about half speed; unset it for real numbers. --threads sets both libraries' threads (chainrule
 splits its chunk loops over its own threads and holds NumPy's BLAS at one); --threads 1 --clock
-cpu gives steadier numbers on a machine that other jobs share.
+cpu gives steadier numbers on a machine that other jobs share. chainrule runs its compiled kernels
+where numba is installed (chainrule.accelerate; CHAINRULE_NUMBA=never for NumPy's alone).
 """
 import argparse
 import os
@@ -287,7 +288,10 @@ def main():
                          for i in threadpool_info() if i["user_api"] == "blas")
     except ImportError:
         pass
-    print(f"numpy {np.__version__}{' (' + blas + ')' if blas else ''}; "
+    from chainrule import accelerate
+    compiled = (f"numba {__import__('numba').__version__}" if accelerate.wants_numba()
+                else f"NumPy only (numba {'off' if accelerate.numba_available() else 'not installed'})")
+    print(f"numpy {np.__version__}{' (' + blas + ')' if blas else ''}; chainrule kernels: {compiled}; "
           f"torch {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}; "
           f"{os.cpu_count()} cores; {args.clock} clock, median of {args.repeats}, forward + backward (all gradients)")
     only = {m.strip() for m in args.only.split(",") if m.strip()}

@@ -506,6 +506,8 @@ def header(threads, gemm):
         f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores; threads: {threads}",
         f"- Python {platform.python_version()}, NumPy {np.__version__}, chainrule {chainrule.__version__}, "
         f"torch {torch.__version__ if torch else 'not installed'}",
+        "- chainrule kernels: " + (f"compiled where they exist (numba {__import__('numba').__version__})"
+                                    if chainrule.accelerate.wants_numba() else "NumPy only (numba off or not installed)"),
         f"- NumPy BLAS: {blas_kernel()}"
         + "".join(f"; {k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ),
         "- float32 GEMM 2048x2048 @ 2048x2048: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()),
