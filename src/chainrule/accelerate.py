@@ -19,7 +19,9 @@ tests compare against. The switch, as Chainer's for its iDeep kernels:
     always   numba, and an error at once if it is not installed
 
 set by `set_numba(mode)` or the environment variable CHAINRULE_NUMBA. The first call of each
-compiled kernel compiles it (a few seconds, once: the result is cached on disk).
+compiled kernel compiles it (a few seconds, once: the result is cached on disk). Loading numba
+adds ~120 MB to the process (its compiler), and holds SciPy's OpenBLAS at one thread, as NumPy's
+is held from chainrule's import on: chainrule's threads split the products themselves.
 """
 import importlib.util
 import os
@@ -95,4 +97,7 @@ def _load():
 
 _env = os.environ.get("CHAINRULE_NUMBA", "").strip().lower()
 if _env:
-    set_numba(_env)
+    try:
+        set_numba(_env)
+    except ValueError:
+        raise ValueError(f"CHAINRULE_NUMBA={_env!r}: use never, auto or always") from None

@@ -219,12 +219,15 @@ def parallel_map(fn, items):
     thread takes the first).
 
     NumPy releases the GIL inside its array operations, so threads overlap wherever the work is
-    in them; the Python between them runs one thread at a time. Where numba is installed and
-    allowed (chainrule.accelerate) the other threads are chainrule.spinpool's, which wait for work
-    spinning without the GIL (an empty region 75 -> 25 us); else a ThreadPoolExecutor's. While the threads run, the
+    in them; the Python between them runs one thread at a time. While the threads run, the
     interpreter's switch interval is cut from 5 ms to 0.1 ms: a thread coming back from an array
     operation waits for the GIL at most that long (measured on a Winograd forward split over two
     cores: 1.47x faster with the default interval, 1.78x with the short one).
+
+    Where numba is installed and allowed (chainrule.accelerate) the other threads are
+    chainrule.spinpool's, which wait for work spinning without the GIL (an empty region: 62-86 ->
+    23-26 us); else a ThreadPoolExecutor's, which also takes over when more items than threads
+    come, or another of the user's threads has the spinning pool busy.
     """
     global _pool
     items = list(items)

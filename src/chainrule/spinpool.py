@@ -2,12 +2,13 @@
 
 backend.parallel_map hands a share of each kernel to other threads. Through a queue and a lock
 (ThreadPoolExecutor) each hand-off is an OS wake-up, ~25-50 us on the machines measured, twice per
-parallel region: an empty region cost 75 us, as much as a 250K-float pass. Here a worker, once its
-share is done, polls its flag for `spin_us` before it sleeps, and the caller polls the worker's
+parallel region: an empty region cost 62-86 us, as much as a 250K-float pass. Here a worker, once
+its share is done, polls its flag for `spin_us` before it sleeps, and the caller polls the worker's
 done flag the same way; the polls are a numba loop of atomic loads that holds no GIL, so the
-Python running on the other thread is not slowed (an empty region: 4.4 us; a 256^3 GEMM split
-over two threads 260 -> 207 us). OpenMP runtimes wait the same way. Needs numba (the `fast` extra):
-backend.parallel_map uses this pool when chainrule.accelerate allows numba, else its executor.
+Python running on the other thread is not slowed (an empty region: 23-26 us, what is left being the
+GIL's own hand-off to the worker; a 256^3 GEMM split over two threads 265-388 -> 203-235 us).
+OpenMP runtimes wait the same way. Needs numba (the `fast` extra): backend.parallel_map uses this
+pool when chainrule.accelerate allows numba, else its executor.
 """
 import threading
 import time
@@ -20,6 +21,8 @@ from numba.extending import intrinsic
 @intrinsic
 def _load_acquire(typingctx, flags, index):
     """flags[index] read with an atomic acquire load: the compiler may not hoist it out of a loop."""
+    if not (isinstance(flags, types.Array) and flags.dtype == types.int64 and isinstance(index, types.Integer)):
+        return None
     def codegen(context, builder, signature, args):
         array = context.make_array(signature.args[0])(context, builder, args[0])
         return builder.load_atomic(builder.gep(array.data, [args[1]]), "acquire", 8)
