@@ -248,3 +248,21 @@ def test_the_compiled_kernels_run_where_asked(monkeypatch, everywhere):
             assert calls == []   # float16: NumPy's kernels, whatever the mode
         finally:
             accelerate.set_numba(previous)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_kernel_transforms_shared_over_threads_equal_the_whole(threads, monkeypatch):
+    from chainrule import backend
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)   # split even this small kernel
+    rng = np.random.default_rng(8)
+    p = winograd.plan(geometry((4, 9, 9, 8), 3, 12), np.dtype(np.float64))
+    w = rng.standard_normal((3, 3, 8, 12))
+    du = rng.standard_normal((p.h.a * p.w.a, 8, 12))
+    previous = cr.set_num_threads(threads)
+    try:
+        np.testing.assert_allclose(winograd.kernel_transform(w, p).reshape(-1),
+                                   winograd._along((p.h.g, p.w.g), w).reshape(-1), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(winograd.kernel_grad(du, p, 8, 12).reshape(-1),
+                                   winograd._along((p.h.g.T, p.w.g.T), du).reshape(-1), rtol=1e-14, atol=1e-14)
+    finally:
+        cr.set_num_threads(previous)
