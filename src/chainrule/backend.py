@@ -340,10 +340,15 @@ def gemm(a, b):
     return out
 
 
-def _slices(n, parts=None):
+def slices(n, parts=None):
     """range(n) as at most `parts` (default num_threads()) contiguous slices of near-equal lengths,
-    the first ones longer. Computed from n alone, not from a list of n ints (that cost 2 ms for the
-    86K rows of a bias gradient)."""
+    the first ones longer; [slice(0, 0)] for n = 0. Computed from n alone, not from a list of n ints
+    (that cost 2 ms for the 86K rows of a bias gradient)."""
+    return _slices(n, parts) or [slice(0, 0)]
+
+
+def _slices(n, parts=None):
+    """`slices`, but [] for n = 0."""
     parts = max(1, min(parts or _threads, n))
     size, extra = divmod(n, parts)
     bounds = [i * size + min(i, extra) for i in range(parts + 1)]

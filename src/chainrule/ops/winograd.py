@@ -383,7 +383,7 @@ def _compiled_args(p, dtype):
     geom = p.geom
     threads = backend.num_threads() if backend.worth_threads(p.work) else 1
     step = max(1, min(p.step, -(-geom.n // threads)))
-    runs = [range(run[0], run[-1] + 1) if run else range(0) for run in backend.split(range(-(-geom.n // step)), threads)]
+    runs = backend.slices(-(-geom.n // step), threads)
     mats = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (p.h.bt, p.w.bt, p.h.at, p.w.at))
     return mats, (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones, step), runs
 
