@@ -184,15 +184,24 @@ def make_case(kind, shape, k, c_out, stride, padding, rng):
 
 # ------------------------------------------------------------------ measuring
 
-def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False):
+def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False, rounds=3):
     """Seconds of each run of fa and of fb, run alternately so that background load hits both alike.
 
-    blocks=True (used with more than one thread) runs fa's warm-up and repeats, then fb's: run by
-    run alternation measured each library in the other's wake, its caches full of the other's data
-    and PyTorch's OpenMP workers still spinning on the cores (2 cores: chainrule's CNN-A conv2 took
-    9.8 ms right after a PyTorch call, 6.1 ms in a block of its own; PyTorch's own runs move alike)."""
+    blocks=True (used with more than one thread) alternates blocks instead of runs: `rounds` times,
+    fa's warm-up and a share of the repeats, then fb's. Run by run alternation measured each library
+    in the other's wake, its caches full of the other's data and PyTorch's OpenMP workers still
+    spinning on the cores (2 cores: chainrule's CNN-A conv2 took 9.8 ms right after a PyTorch call,
+    6.1 ms in a block of its own; PyTorch's own runs move alike); a single block each let a change
+    in the machine's load between the two blocks decide the ratio (the same 1-3 ms layer's ratio
+    moved 20-50% between runs), which several rounds spread over both."""
     if blocks:
-        return _block_times(fa, repeats, warmup, clock), ([] if fb is None else _block_times(fb, repeats, warmup, clock))
+        ta, tb = [], []
+        for r in range(rounds):
+            share = repeats // rounds + (r < repeats % rounds)
+            ta += _block_times(fa, share, warmup, clock)
+            if fb is not None:
+                tb += _block_times(fb, share, warmup, clock)
+        return ta, tb
     for _ in range(warmup):
         fa()
         if fb is not None:

@@ -69,3 +69,18 @@ def kernels(request):
     previous = accelerate.set_numba("always" if request.param == "numba" else "never")
     yield request.param
     accelerate.set_numba(previous)
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """load(name): the script benchmarks/<name>.py as a module (they are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -1,23 +1,17 @@
 """benchmarks/train_step.py: its models build and train in both frameworks, alike, and its FLOP count adds up."""
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import chainrule as cr
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 KINDS = ("mlp", "cnn-a", "cnn-b", "unet")
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_train_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("train_step")
 
 
 def tiny(bench, kind):
