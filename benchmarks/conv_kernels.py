@@ -184,16 +184,17 @@ def make_case(kind, shape, k, c_out, stride, padding, rng):
 
 # ------------------------------------------------------------------ measuring
 
-def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False, rounds=3):
+def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False, rounds=1):
     """Seconds of each run of fa and of fb, run alternately so that background load hits both alike.
 
     blocks=True (used with more than one thread) alternates blocks instead of runs: `rounds` times,
     fa's warm-up and a share of the repeats, then fb's. Run by run alternation measured each library
     in the other's wake, its caches full of the other's data and PyTorch's OpenMP workers still
     spinning on the cores (2 cores: chainrule's CNN-A conv2 took 9.8 ms right after a PyTorch call,
-    6.1 ms in a block of its own; PyTorch's own runs move alike); a single block each let a change
-    in the machine's load between the two blocks decide the ratio (the same 1-3 ms layer's ratio
-    moved 20-50% between runs), which several rounds spread over both."""
+    6.1 ms in a block of its own; PyTorch's own runs move alike). More rounds spread a change in
+    the machine's load over both libraries, but put chainrule's blocks in PyTorch's wake more often:
+    on the U-Net's convs, 2 threads, back to back, 1 round gave geometric means 1.49 and 1.43, 3
+    rounds 1.38 and 1.41 (`--rounds`; default 1)."""
     if blocks:
         ta, tb = [], []
         for r in range(rounds):
@@ -282,6 +283,8 @@ def main():
     parser.add_argument("--convs-only", action="store_true", help="skip the pool and batch-norm rows")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for both libraries (default: all cores; BLAS set through threadpoolctl)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with several threads: alternate the two libraries' blocks this many times")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this process's CPU time, steadier on a busy machine (sums the threads)")
     args = parser.parse_args()
@@ -322,7 +325,7 @@ def main():
     for i, (model, name, kind, shape, ours, theirs, _) in enumerate(cases):
         if sys.stderr.isatty():
             print(f"  timing {i + 1}/{len(cases)} {model} {name}...", end="\r", file=sys.stderr, flush=True)
-        times.append(interleaved_times(ours, theirs, args.repeats, clock=clock, blocks=cores > 1))
+        times.append(interleaved_times(ours, theirs, args.repeats, clock=clock, blocks=cores > 1, rounds=args.rounds))
     # pass 2: memory (the mmap setting it needs slows allocation, so it comes after all timings)
     libc = _glibc_returns_large_blocks()
     memory = [(tracemalloc_peak(ours), rss_peak(ours, libc), rss_peak(theirs, libc) if theirs else None)

@@ -21,10 +21,17 @@ def test_run_by_run_alternation_on_one_thread(bench):
 
 def test_blocks_alternate_in_rounds_with_a_warm_up_each(bench):
     log = []
-    ta, tb = bench.interleaved_times(recorder(log, "a"), recorder(log, "b"), repeats=7, warmup=1, blocks=True)
+    ta, tb = bench.interleaved_times(recorder(log, "a"), recorder(log, "b"), repeats=7, warmup=1, blocks=True,
+                                     rounds=3)
     assert len(ta) == len(tb) == 7
     # three rounds of 3, 2 and 2 timed runs, each block after one warm-up run
     assert log == ["a"] * 4 + ["b"] * 4 + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+
+
+def test_one_round_is_one_block_each(bench):
+    log = []
+    bench.interleaved_times(recorder(log, "a"), recorder(log, "b"), repeats=3, warmup=2, blocks=True)
+    assert log == ["a"] * 5 + ["b"] * 5
 
 
 def test_without_torch_only_ours_is_timed(bench):
