@@ -104,3 +104,22 @@ def test_threaded_kernels_agree_under_the_spinning_pool():
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     finally:
         cr.set_num_threads(previous)
+
+
+def test_a_caller_interrupted_while_waiting_can_map_again():
+    """Ctrl-C in the caller's wait leaves the worker on its old item; the next map must still get its
+    own results (the worker runs the newest item once the old one is done)."""
+    pool = spinpool.SpinPool(1)
+    wait = pool._wait
+    calls = []
+
+    def interrupted(w):
+        calls.append(w)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        wait(w)
+    pool._wait = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        pool.map(lambda i: time.sleep(0.05) or i, [0, 1])      # the worker is still asleep in item 1
+    assert pool.map(lambda i: i + 10, [0, 1]) == [10, 11]
+    assert pool.map(lambda i: i + 20, [0, 1]) == [20, 21]

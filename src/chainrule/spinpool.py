@@ -86,8 +86,9 @@ class SpinPool:
                     self.sleeping[w] = False
                 new = int(self.posted[w])
             generation = new
+            # the task stays in its slot until the next one replaces it: a caller interrupted while
+            # waiting (Ctrl-C) may post again before this one is done, and must not find it cleared
             fn, item = self.tasks[w]
-            self.tasks[w] = None
             try:
                 self.results[w] = (True, fn(item))
             except BaseException as error:  # handed to the caller, raised there
