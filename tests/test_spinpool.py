@@ -123,3 +123,16 @@ def test_a_caller_interrupted_while_waiting_can_map_again():
         pool.map(lambda i: time.sleep(0.05) or i, [0, 1])      # the worker is still asleep in item 1
     assert pool.map(lambda i: i + 10, [0, 1]) == [10, 11]
     assert pool.map(lambda i: i + 20, [0, 1]) == [20, 21]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_is_an_error_not_a_hang():
+    pool = spinpool.SpinPool(1, spin_us=0)
+    pool.tasks[0] = None                 # the worker unpacks this and dies (it never should)
+    with pool.wake[0]:
+        pool.posted[0] += 1
+        pool.wake[0].notify()
+    pool.threads[0].join(timeout=10)
+    assert not pool.threads[0].is_alive()
+    with pytest.raises(RuntimeError, match="worker 0 has died"):
+        pool.map(lambda i: i, [0, 1])

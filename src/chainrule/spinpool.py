@@ -71,8 +71,10 @@ class SpinPool:
         self.finished = threading.Condition()
         self.waiting = False                        # the caller sleeps on `finished`
         self.busy = threading.Lock()
-        for w in range(workers):
-            threading.Thread(target=self._work, args=(w,), name=f"chainrule-spin-{w}", daemon=True).start()
+        self.threads = [threading.Thread(target=self._work, args=(w,), name=f"chainrule-spin-{w}", daemon=True)
+                        for w in range(workers)]
+        for thread in self.threads:
+            thread.start()
 
     def _work(self, w):
         generation = 0
@@ -137,5 +139,8 @@ class SpinPool:
         with self.finished:
             self.waiting = True
             while self.done[w] != target:
-                self.finished.wait()
+                if not self.finished.wait(timeout=1.0) and not self.threads[w].is_alive():
+                    self.waiting = False
+                    raise RuntimeError(f"chainrule.spinpool: worker {w} has died; set CHAINRULE_NUMBA=never "
+                                       f"to use the plain thread pool, and please report this")
             self.waiting = False
