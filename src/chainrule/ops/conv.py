@@ -474,15 +474,24 @@ def _sum_of(partials):
 def _by_taps(xd, wd, bd, geom, places, relu=False):
     """The forward of a convolution computed one kernel tap at a time (see "one GEMM per kernel
     tap"), with bias and `relu` applied: (y (N, Ho, Wo, C_out), grads), where grads(g2, need_x,
-    need_w) gives (dx, dW) for the output gradient g2 (N*Ho*Wo, C_out), each None when not asked."""
+    need_w) gives (dx, dW) for the output gradient g2 (N*Ho*Wo, C_out), each None when not asked.
+    Each thread's run of taps goes through NumPy here or, where numba is allowed, through the
+    compiled kernels of ops/taps_numba.py as one call that holds no GIL."""
     xp = backend.array_module(xd)
     wk = wd.reshape(geom.kh, geom.kw, geom.c, geom.co)
     runs = _tap_runs(geom, places)
-    if accelerate.wants_numba(xd, wd):
-        return _compiled_by_taps(xd, wk, bd, geom, runs, places, relu)
     y_shape, x_shape = (geom.n, geom.ho, geom.wo, geom.co), (geom.n, geom.h, geom.w, geom.c)
+    compiled = accelerate.wants_numba(xd, wd)
+    if compiled:
+        from . import taps_numba
+        xd, wk = np.ascontiguousarray(xd), np.ascontiguousarray(wk)
+        none4 = np.empty((0, 0, 0, 0), dtype=xd.dtype)
 
     def forward(run):
+        if compiled:
+            y = np.empty(y_shape, dtype=xd.dtype)
+            taps_numba.forward(xd, wk, _tap_table(run), geom.sh, geom.sw, y)
+            return y
         scratch, y = backend.Scratch(xp, xd.dtype), None
         for i, j, into, source in run:
             y = _add_into(y, _gather(xd, into, scratch, "x") @ wk[i, j], source, y_shape)
@@ -496,10 +505,17 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
     def grads(g2, need_x, need_w):
         g4 = g2.reshape(y_shape)
         gw = None
-        if need_w:
+        if need_w:  # taps that reach no input keep a zero gradient
             gw = (xp.empty if len(places) == geom.kh * geom.kw else xp.zeros)(wk.shape, dtype=wk.dtype)
+        if compiled:
+            g4 = np.ascontiguousarray(g4)
 
         def run_backward(run):  # each tap's g block serves both gradients
+            if compiled:
+                dx = np.empty(x_shape, dtype=xd.dtype) if need_x else none4
+                taps_numba.backward(xd, wk, g4, _tap_table(run), geom.sh, geom.sw, bool(need_x), bool(need_w), dx,
+                                    none4 if gw is None else gw)
+                return dx if need_x else None
             scratch, dx = backend.Scratch(xp, g4.dtype), None
             for i, j, into, source in run:
                 gt = _gather(g4, source, scratch, "g")
@@ -516,36 +532,11 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
     return y, grads
 
 
-def _compiled_by_taps(xd, wk, bd, geom, runs, places, relu):
-    """`_by_taps` by the compiled kernels (ops/taps_numba.py): each thread's run of taps is one call
-    without the GIL; the runs' partial sums of y and dx are added here."""
-    from . import taps_numba
-    x, wk = np.ascontiguousarray(xd), np.ascontiguousarray(wk)
-    tables = [np.array([(i, j, into[1].start, into[2].start, out[1].start, out[2].start) + _extent(out)
-                        for i, j, into, out in run], dtype=np.int64).reshape(-1, 8) for run in runs]
-    y_shape, x_shape = (geom.n, geom.ho, geom.wo, geom.co), (geom.n, geom.h, geom.w, geom.c)
-    none4 = np.empty((0, 0, 0, 0), dtype=x.dtype)
-
-    def forward(table):
-        y = np.empty(y_shape, dtype=x.dtype)
-        taps_numba.forward(x, wk, table, geom.sh, geom.sw, y)
-        return y
-    y = _sum_of(backend.parallel_map(forward, tables))
-    _epilogue(y.reshape(-1, geom.co), bd, relu)
-
-    def grads(g2, need_x, need_w):
-        g4 = np.ascontiguousarray(g2).reshape(y_shape)
-        gw = none4
-        if need_w:  # taps that reach no input keep a zero gradient
-            gw = (np.empty if len(places) == geom.kh * geom.kw else np.zeros)(wk.shape, dtype=wk.dtype)
-
-        def run_backward(table):
-            dx = np.empty(x_shape, dtype=x.dtype) if need_x else none4
-            taps_numba.backward(x, wk, g4, table, geom.sh, geom.sw, bool(need_x), bool(need_w), dx, gw)
-            return dx if need_x else None
-        dx = _sum_of(backend.parallel_map(run_backward, tables)) if need_x or need_w else None
-        return dx, (gw if need_w else None)
-    return y, grads
+def _tap_table(run):
+    """A run of `_tap_places` as the compiled kernels take it: one row per tap, (i, j, first input row,
+    first input column, first output row, first output column, output rows, output columns)."""
+    return np.array([(i, j, into[1].start, into[2].start, out[1].start, out[2].start) + _extent(out)
+                     for i, j, into, out in run], dtype=np.int64).reshape(-1, 8)
 
 
 def _flipped(geom):

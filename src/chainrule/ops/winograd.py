@@ -197,8 +197,8 @@ def _along_kernel(mat, data):
     xp = backend.array_module(data)
     rest = data.size // (mh.shape[1] * mw.shape[1])
     touched = (mh.shape[1] + mh.shape[0]) * mw.shape[1] * rest    # floats the first product reads and writes
-    if xp is not np or not backend.worth_threads(touched, backend.FACTOR_PASS):
-        return _along(mat, data)
+    if xp is not np or (1, 1) in (mh.shape, mw.shape) or not backend.worth_threads(touched, backend.FACTOR_PASS):
+        return _along(mat, data)   # (1, 1): a 1-D kernel's axis, which `_along` skips
     first = np.empty((mh.shape[0], mw.shape[1] * rest), dtype=data.dtype)
     flat = np.ascontiguousarray(data).reshape(mh.shape[1], -1)
     backend.parallel_slices(first.shape[1], lambda s: np.matmul(mh, flat[:, s], out=first[:, s]),

@@ -67,6 +67,7 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
     for the backward. bias.size == 0 for no bias."""
     n, c, co = x.shape[0], x.shape[3], u.shape[2]
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
+    zero = np.zeros(1, x.dtype)[0]  # a 0 of the data's type: a literal 0 would make the max float64
     for chunk in range(first, last):
         n0 = chunk * step
         count = min(step, n - n0)
@@ -94,7 +95,7 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
                             target = out[n0 + b, ti * m_h + i, tj * m_w + j]
                             for o in range(co):
                                 value = y[i, j, q, o]
-                                target[o] = max(value, 0) if relu else value
+                                target[o] = max(value, zero) if relu else value
 
 
 @njit(**_JIT)
@@ -109,6 +110,7 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
     a_h_t, a_w_t = np.ascontiguousarray(ath.T), np.ascontiguousarray(atw.T)
     b_h_t, b_w_t = np.ascontiguousarray(bth.T), np.ascontiguousarray(btw.T)
+    zero = np.zeros(1, g.dtype)[0]  # a 0 of the data's type: a literal 0 would make the masking float64
     if first == last:
         du[:] = 0
     db[:] = 0
@@ -130,7 +132,7 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
                                 if relu_out.size:
                                     mask = relu_out[n0 + b, row, col]
                                     for o in range(co):
-                                        dy[i, j, q, o] = source[o] if mask[o] > 0 else 0
+                                        dy[i, j, q, o] = source[o] if mask[o] > zero else zero
                                 else:
                                     for o in range(co):
                                         dy[i, j, q, o] = source[o]
