@@ -26,6 +26,31 @@ def test_spin_until_returns_a_change_or_gives_up():
     later.join()
 
 
+@pytest.mark.parametrize("every", [1, 7])
+def test_spin_until_that_yields_the_core_still_sees_the_change(every):
+    flags = np.array([3], np.int64)
+    assert spinpool.spin_until(flags, 0, 3, 1000, every) == 3
+    later = threading.Timer(0.01, lambda: flags.__setitem__(0, 5))
+    later.start()
+    assert spinpool.spin_until(flags, 0, 3, spinpool.spins_per_us() * 2_000_000, every) == 5
+    later.join()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_map_on_one_core_shared_by_caller_and_workers():
+    # the waits yield the core, so a worker whose thread shares it with the spinning caller gets to run
+    import os
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})   # this thread's, which the pool's threads inherit
+    try:
+        pool = spinpool.SpinPool(2)
+        assert pool.every > 0
+        for round_ in range(50):
+            assert pool.map(lambda i: sum(range(i * 1000)), [1, 2, 3]) == [sum(range(i * 1000)) for i in (1, 2, 3)]
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 @pytest.mark.parametrize("spin_us", [200, 0])   # 0: every hand-off goes through the sleeping path
 def test_map_runs_each_item_once_on_its_own_thread_in_order(spin_us):
     pool = spinpool.SpinPool(3, spin_us=spin_us)
