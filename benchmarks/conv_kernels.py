@@ -135,10 +135,11 @@ def make_case(kind, shape, k, c_out, stride, padding, rng):
                 top = lambda: F.conv_transpose2d(tx, tw, tb, stride=stride)  # noqa: E731
             assert tuple(top().shape) == (g.shape[0], g.shape[3], g.shape[1], g.shape[2])
 
-            def theirs():
+            def torch_step():
                 for t in (tx, tw, tb):
                     t.grad = None
                 top().backward(tg)
+            theirs = torch_step
         return ours, theirs, g.nbytes + x.nbytes + wk.nbytes
     if kind == "pool":
         X = cr.Tensor(x, requires_grad=True)
