@@ -12,8 +12,8 @@ OpenMP runtimes wait the same way.
 The polls give the core away (sched_yield) about once a microsecond: when another program takes one
 of the cores, the caller and a worker may share the other, and a caller spinning through its whole
 wait kept the worker that it waits for off the core (a 1-core busy loop beside a 2-thread run: the
-U-Net's 64x64 max pool 2.40 -> 1.04 ms, its first convolution 3.18 -> 1.74 ms; no change on an idle
-machine). Needs numba (the `fast` extra): backend.parallel_map uses this
+U-Net's 64x64 max pool 2.40 -> 1.04 ms, its first convolution 3.18 -> 1.74 ms; on an idle machine
+within the noise). Needs numba (the `fast` extra): backend.parallel_map uses this
 pool when chainrule.accelerate allows numba, else its executor.
 """
 import sys
