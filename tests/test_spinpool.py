@@ -1,6 +1,7 @@
 """The spinning worker pool (chainrule.spinpool) that backend.parallel_map uses when numba is there:
 results in order, each item on its own thread, errors raised in the caller, no lost wake-ups
 whether the workers are spinning or asleep, and no re-entry."""
+import os
 import threading
 import time
 
@@ -36,10 +37,9 @@ def test_spin_until_that_yields_the_core_still_sees_the_change(every):
     later.join()
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
 def test_map_on_one_core_shared_by_caller_and_workers():
     # the waits yield the core, so a worker whose thread shares it with the spinning caller gets to run
-    import os
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})   # this thread's, which the pool's threads inherit
     try:
