@@ -161,3 +161,93 @@ def test_a_dead_worker_is_an_error_not_a_hang():
     assert not pool.threads[0].is_alive()
     with pytest.raises(RuntimeError, match="worker 0 has died"):
         pool.map(lambda i: i, [0, 1])
+
+
+def test_post_hands_out_only_the_targets_asked_for():
+    posted = np.array([4, 9, 2], np.int64)
+    spinpool.post(posted, np.array([5, -1, 3], np.int64))     # -1: that worker was posted already
+    assert posted.tolist() == [5, 9, 3]
+    spinpool.post(posted, np.empty(0, np.int64))              # what a worker's own call gets: nothing
+    assert posted.tolist() == [5, 9, 3]
+
+
+def test_idle_then_spin_marks_the_thread_idle_before_it_waits():
+    idle, flags = np.zeros(2, np.int64), np.array([0, 6], np.int64)
+    assert spinpool.idle_then_spin(idle, flags, 1, 6, 100) == 6    # nothing new: gives up
+    assert idle.tolist() == [0, 6]
+    later = threading.Timer(0.01, lambda: flags.__setitem__(1, 7))
+    later.start()
+    assert spinpool.idle_then_spin(idle, flags, 1, 6, spinpool.spins_per_us() * 2_000_000, 1) == 7
+    later.join()
+
+
+def _posting(record):
+    """An item function for a handoff map: the caller's call posts the workers' tasks itself (as a
+    compiled kernel does once it holds no GIL) after checking that none has started yet."""
+    def fn(i, post):
+        posted, targets = post
+        if targets.size:
+            record.append((posted.tolist(), targets.tolist()))
+            spinpool.post(posted, targets)
+        return i * 10, threading.current_thread().name
+    return fn
+
+
+@pytest.mark.parametrize("spin_us", [200, 0])
+def test_a_handoff_map_lets_the_callers_kernel_hand_out_the_items(spin_us):
+    """A spinning worker is posted by the caller's kernel; with spin_us=0 the workers sleep and map
+    posts and wakes them itself (or, one not yet asleep, in its `finally`)."""
+    pool = spinpool.SpinPool(2, spin_us=spin_us)
+    for round_ in range(100):
+        record = []
+        before = pool.posted.tolist()
+        out = pool.map(_posting(record), [0, 1, 2], handoff=True)
+        assert [v for v, _ in out] == [0, 10, 20]
+        assert [name for _, name in out[1:]] == ["chainrule-spin-0", "chainrule-spin-1"]
+        assert pool.posted.tolist() == [b + 1 for b in before]       # one generation each, however posted
+        (seen, targets), = record
+        for w, target in enumerate(targets):
+            if target >= 0:   # a spinning worker left for the caller's kernel to post: not posted before it
+                assert seen[w] == before[w] and target == before[w] + 1
+
+
+def test_a_handoff_map_still_runs_the_workers_when_the_caller_never_posts():
+    pool = spinpool.SpinPool(2)
+    seen = []
+
+    def ignores_post(i, post):
+        seen.append(post[1].size if threading.current_thread().name.startswith("chainrule") else None)
+        if i == 0:
+            raise ValueError("the caller's item failed before its kernel")
+        return i
+
+    with pytest.raises(ValueError, match="before its kernel"):
+        pool.map(ignores_post, [0, 1, 2], handoff=True)
+    assert sorted(s for s in seen if s is not None) == [0, 0]        # the workers ran, with an empty post
+    assert pool.map(lambda i, post: i + 1, [0, 1, 2], handoff=True) == [1, 2, 3]
+
+
+def test_the_worker_is_back_in_its_spin_loop_once_map_returns():
+    pool = spinpool.SpinPool(1)
+    for round_ in range(50):
+        pool.map(lambda i: i, [0, 1])
+        deadline = time.monotonic() + 5     # the wait that ends on `idle` is the usual path, not the only one
+        while pool.idle[0] != pool.posted[0] and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert pool.idle[0] == pool.posted[0] == round_ + 1
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("numba_mode", ["auto", "never"])   # never: the executor's threads, no spinning pool
+def test_parallel_map_gives_every_handoff_item_a_post_that_its_kernel_can_call(threads, numba_mode):
+    previous, before = cr.set_num_threads(threads), accelerate.set_numba(numba_mode)
+    try:
+        def fn(i, post):
+            spinpool.post(*post)   # what the compiled kernels do first, on whichever thread runs the item
+            return i * i, threading.current_thread().name
+        out = backend.parallel_map(fn, [1, 2, 3], handoff=True)
+        assert [v for v, _ in out] == [1, 4, 9]
+        assert out[0][1] == threading.current_thread().name     # the caller takes the first item
+    finally:
+        accelerate.set_numba(before)
+        cr.set_num_threads(previous)

@@ -3,6 +3,7 @@
 The module is always taken from the data (`array_module(a)`), never hard-wired, so
 the same op code runs on NumPy arrays and, once installed, on CuPy arrays.
 """
+import functools
 import math
 import os
 import sys
@@ -214,9 +215,17 @@ def split(items, parts=None):
     return [items[s] for s in _slices(len(items), parts)] or [items]
 
 
-def parallel_map(fn, items):
+_NO_POST = (np.zeros(1, np.int64), np.empty(0, np.int64))
+
+
+def parallel_map(fn, items, handoff=False):
     """[fn(item) for item in items], the items shared out over `num_threads()` threads (the calling
     thread takes the first).
+
+    handoff=True is for items that each run one compiled kernel: fn(item, post) then passes `post`
+    on to its kernel, which calls chainrule.spinpool.post(*post) first thing, so that the spinning
+    pool's workers are handed their items once the caller holds no GIL (see SpinPool.map); on
+    other threads, and without the spinning pool, `post` asks nothing of the kernel.
 
     NumPy releases the GIL inside its array operations, so threads overlap wherever the work is
     in them; the Python between them runs one thread at a time. While the threads run, the
@@ -232,17 +241,19 @@ def parallel_map(fn, items):
     global _pool
     items = list(items)
     workers = min(_threads, len(items))
-    if workers <= 1 or _in_pool():  # inside a worker: no nested pool
-        return [fn(item) for item in items]
-    spinning = _spin_pool(len(items) - 1)
+    spinning = None if workers <= 1 or _in_pool() else _spin_pool(len(items) - 1)
     if spinning is not None:
         _short_switch_interval(True)
         try:
-            out = spinning.map(fn, items)
+            out = spinning.map(fn, items, handoff)
         finally:
             _short_switch_interval(False)
         if out is not None:
             return out
+    if handoff:
+        fn = functools.partial(_without_post, fn)
+    if workers <= 1 or _in_pool():  # inside a worker: no nested pool
+        return [fn(item) for item in items]
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers - 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -254,6 +265,10 @@ def parallel_map(fn, items):
         return [first] + [f.result() for f in futures]
     finally:
         _short_switch_interval(False)
+
+
+def _without_post(fn, item):
+    return fn(item, _NO_POST)
 
 
 _spinning = None

@@ -487,17 +487,17 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
         xd, wk = np.ascontiguousarray(xd), np.ascontiguousarray(wk)
         none4 = np.empty((0, 0, 0, 0), dtype=xd.dtype)
 
-    def forward(run):
+    def forward(run, post=backend._NO_POST):
         if compiled:
             y = np.empty(y_shape, dtype=xd.dtype)
-            taps_numba.forward(xd, wk, _tap_table(run), geom.sh, geom.sw, y)
+            taps_numba.forward(xd, wk, _tap_table(run), geom.sh, geom.sw, y, *post)
             return y
         scratch, y = backend.Scratch(xp, xd.dtype), None
         for i, j, into, source in run:
             y = _add_into(y, _gather(xd, into, scratch, "x") @ wk[i, j], source, y_shape)
         scratch.release()
         return y
-    y = _sum_of(backend.parallel_map(forward, runs))
+    y = _sum_of(backend.parallel_map(forward, runs, handoff=compiled))
     if y is None:  # no tap reaches the input: y is the bias alone
         y = xp.zeros(y_shape, dtype=xd.dtype)
     _epilogue(y.reshape(-1, geom.co), bd, relu)
@@ -510,11 +510,11 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
         if compiled:
             g4 = np.ascontiguousarray(g4)
 
-        def run_backward(run):  # each tap's g block serves both gradients
+        def run_backward(run, post=backend._NO_POST):  # each tap's g block serves both gradients
             if compiled:
                 dx = np.empty(x_shape, dtype=xd.dtype) if need_x else none4
                 taps_numba.backward(xd, wk, g4, _tap_table(run), geom.sh, geom.sw, bool(need_x), bool(need_w), dx,
-                                    none4 if gw is None else gw)
+                                    none4 if gw is None else gw, *post)
                 return dx if need_x else None
             scratch, dx = backend.Scratch(xp, g4.dtype), None
             for i, j, into, source in run:
@@ -525,7 +525,7 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
                     dx = _add_into(dx, gt @ wk[i, j].T, into, x_shape)
             scratch.release()
             return dx
-        dx = _sum_of(backend.parallel_map(run_backward, runs)) if need_x or need_w else None
+        dx = _sum_of(backend.parallel_map(run_backward, runs, handoff=compiled)) if need_x or need_w else None
         if need_x and dx is None:
             dx = xp.zeros(x_shape, dtype=g4.dtype)
         return dx, gw

@@ -12,6 +12,8 @@ Imported only when numba is (see chainrule.accelerate).
 import numpy as np
 from numba import njit
 
+from ..spinpool import post
+
 _JIT = dict(nogil=True, cache=True)
 
 
@@ -34,8 +36,10 @@ def _region(a, r0, c0, rs, cs, rows, cols, block, gather):
 
 
 @njit(**_JIT)
-def forward(x, wk, taps, sh, sw, y):
-    """y (N, Ho, Wo, C_out), zeroed, += each tap's x block @ W[i, j]."""
+def forward(x, wk, taps, sh, sw, y, posted, targets):
+    """y (N, Ho, Wo, C_out), zeroed, += each tap's x block @ W[i, j]. First, post(posted, targets)
+    (chainrule.spinpool)."""
+    post(posted, targets)
     y[:] = 0
     n, c = x.shape[0], x.shape[3]
     for t in range(taps.shape[0]):
@@ -46,9 +50,10 @@ def forward(x, wk, taps, sh, sw, y):
 
 
 @njit(**_JIT)
-def backward(x, wk, g, taps, sh, sw, need_x, need_w, dx, dw):
+def backward(x, wk, g, taps, sh, sw, need_x, need_w, dx, dw, posted, targets):
     """For each tap: dW[i, j] = x block^T @ g block into dw (when need_w), and dx (zeroed first) +=
-    g block @ W[i, j]^T (when need_x)."""
+    g block @ W[i, j]^T (when need_x). First, post(posted, targets) (chainrule.spinpool)."""
+    post(posted, targets)
     if need_x:
         dx[:] = 0
     n, c, co = x.shape[0], x.shape[3], g.shape[3]

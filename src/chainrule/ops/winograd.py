@@ -397,8 +397,9 @@ def _compiled_forward(x, u, p, bias, keep, relu):
     out = np.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, u.shape[2]), dtype=dtype)
     kept = np.empty(p.h.a * p.w.a * geom.n * p.h.tiles * p.w.tiles * geom.c if keep else 0, dtype=dtype)
     bias = np.empty(0, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-    backend.parallel_map(lambda run: winograd_numba.forward(x, u, *mats, bias, bool(relu), *sizes,
-                                                            run.start, run.stop, out, kept), runs)
+    backend.parallel_map(lambda run, post=backend._NO_POST: winograd_numba.forward(x, u, *mats, bias, bool(relu), *sizes,
+                                                                  run.start, run.stop, out, kept, *post),
+                         runs, handoff=True)
     if out.shape[1:3] != (geom.ho, geom.wo):
         out = np.ascontiguousarray(out[:, :geom.ho, :geom.wo])
     return out, (kept if keep else None)
@@ -415,13 +416,13 @@ def _compiled_backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b):
     kept = np.empty(0, dtype=dtype) if kept is None else kept
     dx = np.empty((geom.n, geom.h, geom.w, geom.c) if need_x else (0, 0, 0, 0), dtype=dtype)
 
-    def run(chunks):
+    def run(chunks, post=backend._NO_POST):
         du = np.empty((p.h.a * p.w.a, geom.c, u.shape[2]) if need_w else (0, 0, 0), dtype=dtype)
         db = np.empty(u.shape[2], dtype=dtype)
         winograd_numba.backward(g, x, u, *mats, relu_out, *sizes, chunks.start, chunks.stop,
-                                bool(need_x), bool(need_w), bool(need_b), kept, dx, du, db)
+                                bool(need_x), bool(need_w), bool(need_b), kept, dx, du, db, *post)
         return du, db
-    (du, db), *rest = backend.parallel_map(run, runs)
+    (du, db), *rest = backend.parallel_map(run, runs, handoff=True)
     for du_i, db_i in rest:
         du += du_i
         db += db_i

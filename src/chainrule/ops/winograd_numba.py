@@ -15,6 +15,8 @@ geometries and compare.
 import numpy as np
 from numba import njit
 
+from ..spinpool import post
+
 _JIT = dict(nogil=True, cache=True)
 
 
@@ -61,10 +63,12 @@ def _kept(kept, n0, count, a_h, a_w, tiles, c):
 
 
 @njit(**_JIT)
-def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, step, first, last, out, kept):
+def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, step, first, last, out, kept,
+            posted, targets):
     """y (N, tiles_h*m_h, tiles_w*m_w, C_out) of whole tiles, for the images of chunks first .. last - 1
     (`step` images each), into `out`; with kept.size > 0, each chunk's V is written into `kept` (flat)
-    for the backward. bias.size == 0 for no bias."""
+    for the backward. bias.size == 0 for no bias. First, post(posted, targets) (chainrule.spinpool)."""
+    post(posted, targets)
     n, c, co = x.shape[0], x.shape[3], u.shape[2]
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
     zero = np.zeros(1, x.dtype)[0]  # a 0 of the data's type: a literal 0 would make the max float64
@@ -100,11 +104,12 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
 
 @njit(**_JIT)
 def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w, ones, step, first, last,
-             need_x, need_w, need_b, kept, dx, du, db):
+             need_x, need_w, need_b, kept, dx, du, db, posted, targets):
     """For the images of chunks first .. last - 1: their dx (N, H, W, C) into `dx`, and their share of
     dU (a_h*a_w, C, C_out) and db (C_out,) into `du` and `db` (overwritten), of `forward` for the output
     gradient g (N, Ho, Wo, C_out). relu_out.size > 0: g is masked where the forward's relu output was 0.
-    kept.size == 0: V is recomputed from x."""
+    kept.size == 0: V is recomputed from x. First, post(posted, targets) (chainrule.spinpool)."""
+    post(posted, targets)
     n, ho, wo, co = g.shape
     c = x.shape[3]
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
