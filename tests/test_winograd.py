@@ -135,13 +135,21 @@ CASES = [
 @pytest.mark.parametrize("x_shape,k,c_out,kwargs", CASES)
 @pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)])
 def test_winograd_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, everywhere, kernels):
+    assert_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col)
+
+
+def assert_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, taken=None):
+    """conv2d's value and gradients (those in `wrt`) as on the direct path, float64 and float32;
+    with `taken` (a list the path under test appends to), that path ran once per dtype."""
     rng = np.random.default_rng(0)
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
         x = rng.standard_normal(x_shape).astype(dtype)
         w = rng.standard_normal(k + (x_shape[3], c_out)).astype(dtype)
         b = rng.standard_normal(c_out).astype(dtype)
         fn = lambda x, w, b: conv2d(x, w, b, **kwargs)  # noqa: E731
+        before = None if taken is None else len(taken)
         fast = run(fn, (x, w, b), wrt)
+        assert taken is None or len(taken) == before + 1
         with im2col:
             direct = run(fn, (x, w, b), wrt)
         for f, d in zip(fast, direct):
@@ -266,3 +274,82 @@ def test_kernel_transforms_shared_over_threads_equal_the_whole(threads, monkeypa
                                    winograd._along((p.h.g.T, p.w.g.T), du).reshape(-1), rtol=1e-14, atol=1e-14)
     finally:
         cr.set_num_threads(previous)
+
+
+@pytest.fixture
+def channel_shares(monkeypatch, everywhere):
+    """The threads share out the channels on any shape (ops/winograd_numba.py, "threads sharing
+    channels"): however small the work, the batch or the channel count."""
+    from chainrule import accelerate, backend
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed")
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
+    monkeypatch.setattr(winograd, "_SHARE_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_TILES", 1 << 20)
+    taken = []
+    original = winograd._forward_channels
+    monkeypatch.setattr(winograd, "_forward_channels", lambda *a: taken.append(1) or original(*a))
+    previous = accelerate.set_numba("always")
+    yield taken
+    accelerate.set_numba(previous)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("x_shape,k,c_out,kwargs", CASES)
+@pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)])
+def test_threads_sharing_channels_equal_direct(threads, x_shape, k, c_out, kwargs, wrt, im2col, channel_shares):
+    """Each thread its output channels for y, dW and db and its input channels for dx: the same
+    values as the direct path, on 2 and 3 threads (uneven shares of 8, 9, 12 and 16 channels)."""
+    previous = cr.set_num_threads(threads)
+    try:
+        assert_equals_direct(x_shape, k, c_out, kwargs, wrt, im2col, taken=channel_shares)
+    finally:
+        cr.set_num_threads(previous)
+
+
+def test_gradcheck_with_threads_sharing_channels(channel_shares):
+    rng = np.random.default_rng(3)
+    previous = cr.set_num_threads(2)
+    try:
+        x, w, b = rng.standard_normal((2, 6, 7, 8)), rng.standard_normal((3, 3, 8, 8)), rng.standard_normal(8)
+        cr.gradcheck(lambda x, w, b: conv2d(x, w, b, padding="same", activation="relu"), x, w, b)
+        assert channel_shares
+    finally:
+        cr.set_num_threads(previous)
+
+
+def test_the_unets_8x8_layers_share_channels_on_two_threads():
+    from chainrule import accelerate
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed")
+    previous = cr.set_num_threads(2)
+    try:
+        for c, c_out, expected in ((128, 128, True), (256, 128, True), (64, 64, False)):   # 64: not worth threads
+            p = winograd.plan(geometry((8, 8, 8, c), 3, c_out), np.dtype(np.float32))
+            x, w = np.zeros((8, 8, 8, c), np.float32), np.zeros((3, 3, c, c_out), np.float32)
+            assert (winograd._channel_shares(p, x, w) is not None) == expected
+        p = winograd.plan(geometry((8, 16, 16, 64), 3, 64), np.dtype(np.float32))   # 128 tiles: images
+        assert winograd._channel_shares(p, np.zeros((8, 16, 16, 64), np.float32), np.zeros((3, 3, 64, 64), np.float32)) is None
+    finally:
+        cr.set_num_threads(previous)
+
+
+def test_threads_sharing_channels_recompute_v_when_the_forward_kept_none(channel_shares):
+    from chainrule import accelerate
+    rng = np.random.default_rng(6)
+    p = winograd.plan(geometry((3, 9, 11, 8), 3, 12), np.dtype(np.float64))
+    x, w, g = rng.standard_normal((3, 9, 11, 8)), rng.standard_normal((3, 3, 8, 12)), rng.standard_normal((3, 9, 11, 12))
+    previous = cr.set_num_threads(2)
+    try:
+        y, state = winograd.forward_kernel(x, w, p, keep=False)
+        assert channel_shares and state[-1] is None
+        fast = winograd.backward_kernel(g, x, state, p, True, True)
+        accelerate.set_numba("never")
+        y_ref, state_ref = winograd.forward_kernel(x, w, p, keep=False)
+        ref = winograd.backward_kernel(g, x, state_ref, p, True, True)
+    finally:
+        cr.set_num_threads(previous)
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-12 * np.abs(y_ref).max())
+    for f, r in zip(fast[:2], ref[:2]):
+        np.testing.assert_allclose(f, r, rtol=0, atol=1e-12 * np.abs(r).max())
+    assert fast[2] is None and ref[2] is None

@@ -719,18 +719,18 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
 def _convolve_winograd(op, x, w, b, xd, wd, bd, plan, out_shape, relu=False):
     """The same node as `_convolve`, computed with Winograd's transforms (see ops/winograd.py)."""
     geom = plan.geom
-    u = winograd.kernel_transform(wd.reshape(geom.kh, geom.kw, geom.c, geom.co), plan)
-    y, kept = winograd.forward(xd, u, plan, bd, keep=w.requires_grad and is_grad_enabled(), relu=relu)
+    y, state = winograd.forward_kernel(xd, wd.reshape(geom.kh, geom.kw, geom.c, geom.co), plan, bd,
+                                       keep=w.requires_grad and is_grad_enabled(), relu=relu)
     y = y.reshape(out_shape)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
         g4 = g.reshape(geom.n, geom.ho, geom.wo, geom.co)
         need_b = b is not None and b.requires_grad
-        dx, du, db = winograd.backward(g4, xd, u, plan, x.requires_grad, w.requires_grad, kept,
-                                       y.reshape(g4.shape) if relu else None, need_b)
+        dx, dw, db = winograd.backward_kernel(g4, xd, state, plan, x.requires_grad, w.requires_grad,
+                                              y.reshape(g4.shape) if relu else None, need_b)
         gx = None if dx is None else dx.reshape(x.shape)
-        gw = None if du is None else winograd.kernel_grad(du, plan, geom.c, geom.co).reshape(w.shape)
+        gw = None if dw is None else dw.reshape(w.shape)
         if b is None:
             return gx, gw
         return gx, gw, db

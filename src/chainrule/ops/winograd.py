@@ -52,6 +52,7 @@ _CHUNK_BYTES = 1 << 20              # the transformed tiles of one chunk: about 
 _CHUNK_TILES = 64                   # at least this many tiles (GEMM rows) per chunk
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
 _MIN_SAVING = 2.5                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
+_SHARE_CHANNELS = 8                 # threads share out the channels (few tiles) when each gets this many
 
 
 @functools.lru_cache(maxsize=None)
@@ -438,3 +439,92 @@ def flops_saved(p):
     """Multiplications of im2col over those of Winograd for this plan (4.0 for F(4x4, 3x3))."""
     direct = p.geom.ho * p.geom.wo * p.geom.kh * p.geom.kw
     return direct / (p.h.tiles * p.w.tiles * p.h.a * p.w.a) if direct else math.nan
+
+
+# ------------------------------------------------------------------ from the kernel itself
+#
+# conv2d goes through these two: the kernel's transform, the forward and the backward (dW, not dU)
+# chosen together, so that a plan may also share out the channels instead of the images (see
+# "threads sharing channels" in ops/winograd_numba.py).
+
+
+def forward_kernel(x, w, p, bias=None, keep=False, relu=False):
+    """(y, state): `forward` from the kernel w (kh, kw, C_in, C_out) itself; `state` is what
+    `backward_kernel` takes."""
+    shares = _channel_shares(p, x, w)
+    if shares is not None:
+        return _forward_channels(x, w, p, bias, keep, relu, shares)
+    u = kernel_transform(w, p)
+    y, kept = forward(x, u, p, bias, keep=keep, relu=relu)
+    return y, (u, kept)
+
+
+def backward_kernel(g, x, state, p, need_x, need_w, relu_out=None, need_b=False):
+    """(dx, dW, db) of `forward_kernel` for the output gradient g, each None when not asked for."""
+    if isinstance(state[0], str):   # ("channels", ...) from _forward_channels
+        return _backward_channels(g, x, state, p, need_x, need_w, relu_out, need_b)
+    u, kept = state
+    dx, du, db = backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b)
+    return dx, (None if du is None else kernel_grad(du, p, p.geom.c, p.geom.co)), db
+
+
+def _channel_shares(p, x, w):
+    """The output-channel bounds and input-channel slices of each thread's share when the threads should
+    split the channels (compiled kernels, several threads, fewer than _CHUNK_TILES tiles per thread,
+    at least _SHARE_CHANNELS channels each); else None. Measured on two threads, forward + backward,
+    against sharing out the images: the U-Net's 8x8 layers 128->128 0.79x and 0.86x the time,
+    256->128 0.94x."""
+    geom = p.geom
+    threads = backend.num_threads() if backend.worth_threads(p.work) else 1
+    if threads < 2 or not accelerate.wants_numba(x, w) or min(geom.c, geom.co) < _SHARE_CHANNELS * threads \
+            or geom.n * p.h.tiles * p.w.tiles >= threads * _CHUNK_TILES:
+        return None
+    return [s.start for s in backend.slices(geom.co, threads)] + [geom.co], backend.slices(geom.c, threads)
+
+
+def _forward_channels(x, w, p, bias, keep, relu, shares):
+    from . import winograd_numba
+    geom, dtype = p.geom, x.dtype
+    bounds, c_slices = shares
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w, dtype=dtype)
+    e_all = p.h.a * p.w.a
+    tiles = geom.n * p.h.tiles * p.w.tiles
+    out = np.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, geom.co), dtype=dtype)
+    kept = np.empty(e_all * tiles * geom.c if keep else 0, dtype=dtype)
+    u_flat = np.empty(e_all * geom.c * geom.co, dtype=dtype)
+    bias = np.empty(0, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    mats = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (p.h.g, p.w.g, p.h.bt, p.w.bt, p.h.at, p.w.at))
+    sizes = (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones)
+    nothing = np.empty(0, dtype=dtype)
+
+    def run(share, post=backend._NO_POST):
+        lo, hi = bounds[share], bounds[share + 1]
+        winograd_numba.forward_channels(x, w, *mats, bias, bool(relu), *sizes, lo, hi, out,
+                                        kept if share == 0 else nothing,
+                                        u_flat[e_all * geom.c * lo:e_all * geom.c * hi].reshape(e_all, geom.c, hi - lo),
+                                        *post)
+    backend.parallel_map(run, range(len(bounds) - 1), handoff=True)
+    if out.shape[1:3] != (geom.ho, geom.wo):
+        out = np.ascontiguousarray(out[:, :geom.ho, :geom.wo])
+    return out, ("channels", u_flat, np.array(bounds, np.int64), c_slices, kept if keep else None)
+
+
+def _backward_channels(g, x, state, p, need_x, need_w, relu_out, need_b):
+    from . import winograd_numba
+    _, u_flat, bounds, c_slices, kept = state
+    geom, dtype = p.geom, g.dtype
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    relu_out = np.empty((0, 0, 0, 0), dtype=dtype) if relu_out is None else np.ascontiguousarray(relu_out)
+    kept = np.empty(0, dtype=dtype) if kept is None else kept
+    dx = np.empty((geom.n, geom.h, geom.w, geom.c) if need_x else (0, 0, 0, 0), dtype=dtype)
+    dw = np.empty((geom.kh, geom.kw, geom.c, geom.co) if need_w else (0, 0, 0, 0), dtype=dtype)
+    db = np.empty(geom.co, dtype=dtype)
+    mats = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (p.h.bt, p.w.bt, p.h.at, p.w.at, p.h.g.T, p.w.g.T))
+    sizes = (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones)
+
+    def run(share, post=backend._NO_POST):
+        c = c_slices[share]
+        winograd_numba.backward_channels(g, x, u_flat, bounds, *mats, relu_out, *sizes, share, c.start, c.stop,
+                                         bool(need_x), bool(need_w), bool(need_b), kept, dx, dw, db, *post)
+    backend.parallel_map(run, range(len(bounds) - 1), handoff=True)
+    return (dx if need_x else None), (dw if need_w else None), (db if need_b else None)

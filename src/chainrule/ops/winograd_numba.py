@@ -63,6 +63,73 @@ def _kept(kept, n0, count, a_h, a_w, tiles, c):
 
 
 @njit(**_JIT)
+def _scatter_outputs(y, n0, count, tiles_h, tiles_w, o0, relu, out):
+    """out[n0 + b, tile rows and columns, o0 + o] = y[i, j, q, o] (y (m_h, m_w, tiles, C), the tiles of
+    images n0 .. n0 + count), or max(y, 0) with relu."""
+    m_h, m_w, co = y.shape[0], y.shape[1], y.shape[3]
+    zero = np.zeros(1, y.dtype)[0]  # a 0 of the data's type: a literal 0 would make the max float64
+    for b in range(count):
+        for ti in range(tiles_h):
+            for tj in range(tiles_w):
+                q = (b * tiles_h + ti) * tiles_w + tj
+                for i in range(m_h):
+                    for j in range(m_w):
+                        target = out[n0 + b, ti * m_h + i, tj * m_w + j]
+                        for o in range(co):
+                            value = y[i, j, q, o]
+                            target[o0 + o] = max(value, zero) if relu else value
+
+
+@njit(**_JIT)
+def _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, lo, dy):
+    """dy[i, j, q, o] = g[n0 + b, tile row, tile column, lo + o] for the tiles of images n0 .. n0 + count
+    (dy (m_h, m_w, tiles, C), zeroed: rows and columns past g's stay 0); masked where
+    relu_out <= 0 when relu_out.size."""
+    _, ho, wo, _ = g.shape
+    m_h, m_w, co = dy.shape[0], dy.shape[1], dy.shape[3]
+    zero = np.zeros(1, g.dtype)[0]  # a 0 of the data's type: a literal 0 would make the masking float64
+    for b in range(count):
+        for ti in range(tiles_h):
+            for tj in range(tiles_w):
+                q = (b * tiles_h + ti) * tiles_w + tj
+                for i in range(m_h):
+                    row = ti * m_h + i
+                    for j in range(m_w):
+                        col = tj * m_w + j
+                        if row < ho and col < wo:
+                            source = g[n0 + b, row, col]
+                            if relu_out.size:
+                                mask = relu_out[n0 + b, row, col]
+                                for o in range(co):
+                                    dy[i, j, q, o] = source[lo + o] if mask[lo + o] > zero else zero
+                            else:
+                                for o in range(co):
+                                    dy[i, j, q, o] = source[lo + o]
+
+
+@njit(**_JIT)
+def _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, c0, dx):
+    """dx[n0 + b, row, col, c0 + ch] += dd[k, l, q, ch]: each tile's input gradient (dd (a_h, a_w,
+    tiles, C)) added back where the tile read the input; the overlaps add up."""
+    a_h, a_w, ct = dd.shape[0], dd.shape[1], dd.shape[3]
+    h, w = dx.shape[1], dx.shape[2]
+    for b in range(count):
+        for ti in range(tiles_h):
+            for tj in range(tiles_w):
+                q = (b * tiles_h + ti) * tiles_w + tj
+                for k in range(a_h):
+                    row = ti * m_h + k - top
+                    if row < 0 or row >= h:
+                        continue
+                    for l in range(a_w):
+                        col = tj * m_w + l - left
+                        if 0 <= col < w:
+                            target = dx[n0 + b, row, col]
+                            for ch in range(ct):
+                                target[c0 + ch] += dd[k, l, q, ch]
+
+
+@njit(**_JIT)
 def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, step, first, last, out, kept,
             posted, targets):
     """y (N, tiles_h*m_h, tiles_w*m_w, C_out) of whole tiles, for the images of chunks first .. last - 1
@@ -71,7 +138,6 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
     post(posted, targets)
     n, c, co = x.shape[0], x.shape[3], u.shape[2]
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
-    zero = np.zeros(1, x.dtype)[0]  # a 0 of the data's type: a literal 0 would make the max float64
     for chunk in range(first, last):
         n0 = chunk * step
         count = min(step, n - n0)
@@ -90,16 +156,7 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
                 for o in range(co):
                     m[ones, q, o] += bias[o]
         y = _two_sided(ath, atw, m.reshape(a_h, a_w, t, co), np.empty((m_h, m_w, t, co), x.dtype))
-        for b in range(count):
-            for ti in range(tiles_h):
-                for tj in range(tiles_w):
-                    q = (b * tiles_h + ti) * tiles_w + tj
-                    for i in range(m_h):
-                        for j in range(m_w):
-                            target = out[n0 + b, ti * m_h + i, tj * m_w + j]
-                            for o in range(co):
-                                value = y[i, j, q, o]
-                                target[o] = max(value, zero) if relu else value
+        _scatter_outputs(y, n0, count, tiles_h, tiles_w, 0, relu, out)
 
 
 @njit(**_JIT)
@@ -110,12 +167,11 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
     gradient g (N, Ho, Wo, C_out). relu_out.size > 0: g is masked where the forward's relu output was 0.
     kept.size == 0: V is recomputed from x. First, post(posted, targets) (chainrule.spinpool)."""
     post(posted, targets)
-    n, ho, wo, co = g.shape
+    n, co = g.shape[0], g.shape[3]
     c = x.shape[3]
     a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
     a_h_t, a_w_t = np.ascontiguousarray(ath.T), np.ascontiguousarray(atw.T)
     b_h_t, b_w_t = np.ascontiguousarray(bth.T), np.ascontiguousarray(btw.T)
-    zero = np.zeros(1, g.dtype)[0]  # a 0 of the data's type: a literal 0 would make the masking float64
     if first == last:
         du[:] = 0
     db[:] = 0
@@ -124,23 +180,7 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
         count = min(step, n - n0)
         t = count * tiles_h * tiles_w
         dy = np.zeros((m_h, m_w, t, co), g.dtype)
-        for b in range(count):
-            for ti in range(tiles_h):
-                for tj in range(tiles_w):
-                    q = (b * tiles_h + ti) * tiles_w + tj
-                    for i in range(m_h):
-                        row = ti * m_h + i
-                        for j in range(m_w):
-                            col = tj * m_w + j
-                            if row < ho and col < wo:
-                                source = g[n0 + b, row, col]
-                                if relu_out.size:
-                                    mask = relu_out[n0 + b, row, col]
-                                    for o in range(co):
-                                        dy[i, j, q, o] = source[o] if mask[o] > zero else zero
-                                else:
-                                    for o in range(co):
-                                        dy[i, j, q, o] = source[o]
+        _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, 0, dy)
         dm = _two_sided(a_h_t, a_w_t, dy, np.empty((a_h, a_w, t, co), g.dtype)).reshape(a_h * a_w, t, co)
         if need_b:
             for q in range(t):
@@ -166,18 +206,108 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
                 np.dot(dm[e], u[e].T, dv[e])
             dd = _two_sided(b_h_t, b_w_t, dv.reshape(a_h, a_w, t, c), np.empty((a_h, a_w, t, c), g.dtype))
             dx[n0:n0 + count] = 0
-            h, w = dx.shape[1], dx.shape[2]
-            for b in range(count):
-                for ti in range(tiles_h):
-                    for tj in range(tiles_w):
-                        q = (b * tiles_h + ti) * tiles_w + tj
-                        for k in range(a_h):
-                            row = ti * m_h + k - top
-                            if row < 0 or row >= h:
-                                continue
-                            for l in range(a_w):
-                                col = tj * m_w + l - left
-                                if 0 <= col < w:
-                                    target = dx[n0 + b, row, col]
-                                    for ch in range(c):
-                                        target[ch] += dd[k, l, q, ch]
+            _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, 0, dx)
+
+
+# ---------------------------------------------------------------- threads sharing channels, not images
+#
+# With few tiles in the batch (the U-Net's 8x8 layers: 32 tiles of batch 8) a share of the images
+# gives each thread GEMMs 16 rows thin, a pass over all of U and its own copy of dU, which are then
+# added up and transformed on one thread. Here each thread takes all the tiles and a share of the
+# channels instead: its output channels for y, dU and dW (and its part of the kernel's transform),
+# its input channels for dx. Each writes only its own channels; nothing is added across threads.
+# The transforms of the input and of dY are repeated on every thread (they are small beside U).
+
+
+@njit(**_JIT)
+def forward_channels(x, w, gh, gw, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, o0, o1,
+                     out, kept, u_part, posted, targets):
+    """y[..., o0:o1] of every image (whole tiles) into `out`; this share's transformed kernel
+    U[..., o0:o1] = G_h w[..., o0:o1] G_w^T into u_part (a_h*a_w, C, o1 - o0); V of every tile into
+    `kept` when kept.size (one thread's call), for the backward. First, post(posted, targets)."""
+    post(posted, targets)
+    n, c = x.shape[0], x.shape[3]
+    a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
+    co = o1 - o0
+    t = n * tiles_h * tiles_w
+    v = kept.reshape((a_h, a_w, t, c)) if kept.size else np.empty((a_h, a_w, t, c), x.dtype)
+    _input_tiles(x, 0, n, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, v)
+    _two_sided(gh, gw, np.ascontiguousarray(w[:, :, :, o0:o1]), u_part.reshape(a_h, a_w, c, co))
+    v2 = v.reshape(a_h * a_w, t, c)
+    m = np.empty((a_h * a_w, t, co), x.dtype)
+    for e in range(a_h * a_w):
+        np.dot(v2[e], u_part[e], m[e])
+    if bias.size:
+        for q in range(t):
+            for o in range(co):
+                m[ones, q, o] += bias[o0 + o]
+    y = _two_sided(ath, atw, m.reshape(a_h, a_w, t, co), np.empty((m_h, m_w, t, co), x.dtype))
+    _scatter_outputs(y, 0, n, tiles_h, tiles_w, o0, relu, out)
+
+
+@njit(**_JIT)
+def backward_channels(g, x, u_flat, bounds, bth, btw, ath, atw, gh_t, gw_t, relu_out, top, left, tiles_h, tiles_w,
+                      ones, share, c0, c1, need_x, need_w, need_b, kept, dx, dw, db, posted, targets):
+    """One thread's share of the backward of `forward_channels`: dW[..., o0:o1] into dw and db[o0:o1]
+    into db for its output channels (o0, o1 = bounds[share], bounds[share + 1]), dx[..., c0:c1] into
+    dx for its input channels. u_flat holds the threads' parts of U one after another, part p
+    (a_h*a_w, C, bounds[p + 1] - bounds[p]). kept.size == 0: V is recomputed from x. First,
+    post(posted, targets)."""
+    post(posted, targets)
+    n, co_all = g.shape[0], g.shape[3]
+    c = x.shape[3]
+    a_h, a_w, m_h, m_w = bth.shape[0], btw.shape[0], ath.shape[0], atw.shape[0]
+    e_all = a_h * a_w
+    t = n * tiles_h * tiles_w
+    a_h_t, a_w_t = np.ascontiguousarray(ath.T), np.ascontiguousarray(atw.T)
+    b_h_t, b_w_t = np.ascontiguousarray(bth.T), np.ascontiguousarray(btw.T)
+    parts = bounds.size - 1
+    dm_flat = np.empty(e_all * t * co_all, g.dtype)
+    for p in range(parts):   # dM of every part: this thread's for dU and db, all of them for dV
+        lo, hi = bounds[p], bounds[p + 1]
+        if not need_x and p != share:
+            continue
+        dy = np.zeros((m_h, m_w, t, hi - lo), g.dtype)
+        _gather_grads(g, relu_out, 0, n, tiles_h, tiles_w, lo, dy)
+        start = e_all * t * lo
+        _two_sided(a_h_t, a_w_t, dy, dm_flat[start:start + e_all * t * (hi - lo)].reshape(a_h, a_w, t, hi - lo))
+    o0, o1 = bounds[share], bounds[share + 1]
+    co = o1 - o0
+    own = dm_flat[e_all * t * o0:e_all * t * o1].reshape(e_all, t, co)
+    if need_b:
+        for o in range(co):
+            db[o0 + o] = 0
+        for q in range(t):
+            for o in range(co):
+                db[o0 + o] += own[ones, q, o]
+    if need_w and co:
+        if kept.size:
+            v = kept.reshape((a_h, a_w, t, c))
+        else:
+            v = _input_tiles(x, 0, n, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, np.empty((a_h, a_w, t, c), x.dtype))
+        v2 = v.reshape(e_all, t, c)
+        du = np.empty((e_all, c, co), g.dtype)
+        for e in range(e_all):
+            np.dot(v2[e].T, own[e], du[e])
+        dw_part = _two_sided(gh_t, gw_t, du.reshape(a_h, a_w, c, co),
+                             np.empty((gh_t.shape[0], gw_t.shape[0], c, co), g.dtype))
+        dw[:, :, :, o0:o1] = dw_part
+    if need_x and c1 > c0:
+        ct = c1 - c0
+        dv = np.empty((e_all, t, ct), g.dtype)
+        product = np.empty((t, ct), g.dtype)
+        for p in range(parts):
+            lo, hi = bounds[p], bounds[p + 1]
+            if hi == lo:
+                continue
+            u_p = u_flat[e_all * c * lo:e_all * c * hi].reshape(e_all, c, hi - lo)
+            dm_p = dm_flat[e_all * t * lo:e_all * t * hi].reshape(e_all, t, hi - lo)
+            for e in range(e_all):
+                if p == 0:
+                    np.dot(dm_p[e], u_p[e][c0:c1].T, dv[e])
+                else:
+                    np.dot(dm_p[e], u_p[e][c0:c1].T, product)
+                    dv[e] += product
+        dd = _two_sided(b_h_t, b_w_t, dv.reshape(a_h, a_w, t, ct), np.empty((a_h, a_w, t, ct), g.dtype))
+        dx[:, :, :, c0:c1] = 0
+        _fold_tiles(dd, 0, n, tiles_h, tiles_w, m_h, m_w, top, left, c0, dx)
