@@ -1,4 +1,5 @@
-"""batch_norm, layer_norm and dropout: gradchecks, running statistics, PyTorch as the reference."""
+"""batch_norm, layer_norm and dropout: gradchecks, running statistics, PyTorch as the reference. batch_norm's
+tests run on NumPy's passes and on the compiled ones (ops/norm_numba.py; the `kernels` fixture)."""
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ def stats(c, dtype=np.float64):
 # ------------------------------------------------------------------ batch_norm
 @pytest.mark.parametrize("shape", [(5, 3), (2, 3, 2, 3)])
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_gradcheck(rng, shape, training):
+def test_batch_norm_gradcheck(rng, shape, training, kernels):
     c = shape[-1]
     x = rng.standard_normal(shape) * 2 + 1
     gamma, beta = rng.standard_normal(c), rng.standard_normal(c)
@@ -35,7 +36,7 @@ def test_batch_norm_gradcheck_without_scale_and_centre_and_other_axis(rng):
     cr.gradcheck(lambda x, b: batch_norm(x, None, b, *stats(3), training=False, axis=1), x, rng.standard_normal(3))
 
 
-def test_batch_norm_training_normalizes_each_channel(rng):
+def test_batch_norm_training_normalizes_each_channel(rng, kernels):
     x = (rng.standard_normal((64, 4, 4, 3)) * [1, 5, 0.1] + [3, -2, 0]).astype(np.float32)
     y = batch_norm(x, None, None, None, None, epsilon=1e-6).numpy()
     assert y.dtype == np.float32
@@ -43,7 +44,7 @@ def test_batch_norm_training_normalizes_each_channel(rng):
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1, atol=1e-3)
 
 
-def test_batch_norm_inference_uses_running_statistics(rng):
+def test_batch_norm_inference_uses_running_statistics(rng, kernels):
     x = rng.standard_normal((6, 3)).astype(np.float32)
     gamma, beta = np.float32([1, 2, 3]), np.float32([0, -1, 1])
     mean, var = np.float32([0.5, -1, 2]), np.float32([1, 4, 0.25])
@@ -53,7 +54,7 @@ def test_batch_norm_inference_uses_running_statistics(rng):
     np.testing.assert_array_equal(mean, [0.5, -1, 2])  # inference leaves the statistics alone
 
 
-def test_batch_norm_updates_running_statistics_in_place_keras_style(rng):
+def test_batch_norm_updates_running_statistics_in_place_keras_style(rng, kernels):
     x = rng.standard_normal((8, 2, 2, 3)).astype(np.float32)
     mean, var = stats(3, np.float32)
     ids = id(mean), id(var)
@@ -72,7 +73,7 @@ def test_batch_norm_updates_running_statistics_in_place_keras_style(rng):
     np.testing.assert_allclose(vt.numpy(), var, rtol=1e-6)
 
 
-def test_batch_norm_stays_float32_with_float64_statistics(rng):
+def test_batch_norm_stays_float32_with_float64_statistics(rng, kernels):
     x = cr.tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
     gamma = cr.tensor(np.ones(3, np.float32), requires_grad=True)
     for training in (True, False):
@@ -91,7 +92,7 @@ def _torch_bn(torch, training, momentum):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_matches_torch(check_torch, torch, rng, training):
+def test_batch_norm_matches_torch(check_torch, torch, rng, training, kernels):
     x = (rng.standard_normal((4, 3, 5, 2)) * 3 + 1).astype(np.float32)
     gamma, beta = rng.standard_normal(2).astype(np.float32), rng.standard_normal(2).astype(np.float32)
     mean, var = rng.standard_normal(2).astype(np.float32), rng.uniform(0.5, 2, 2).astype(np.float32)
@@ -101,7 +102,7 @@ def test_batch_norm_matches_torch(check_torch, torch, rng, training):
                 x, gamma, beta, rtol=1e-4, atol=1e-5)
 
 
-def test_batch_norm_running_statistics_match_torch(torch, rng):
+def test_batch_norm_running_statistics_match_torch(torch, rng, kernels):
     # Keras's momentum weighs the old value; PyTorch's the new one: torch_momentum = 1 - keras_momentum.
     # PyTorch also feeds its running variance the unbiased batch variance (times m / (m - 1)).
     momentum = 0.9
@@ -130,7 +131,7 @@ def _bn_with_grads(x, gamma, beta, g, **kwargs):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_keeps_float32_accuracy_for_a_large_mean(check_torch, torch, rng, training):
+def test_batch_norm_keeps_float32_accuracy_for_a_large_mean(check_torch, torch, rng, training, kernels):
     # x = 100 + noise: the float32 mean is off by its rounding error, which a plain two-pass variance
     # leaves in every centred value (and from there in y and dgamma). 32768 values: the wide-row path.
     x = (100 + rng.standard_normal((16, 8, 8, 32))).astype(np.float32)
@@ -168,7 +169,7 @@ def test_batch_norm_channels_first_matches_torch(check_torch, torch, rng, wrt):
     np.testing.assert_allclose(mean, 0.01 * x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-7)
 
 
-def test_batch_norm_takes_any_memory_layout(rng):
+def test_batch_norm_takes_any_memory_layout(rng, kernels):
     # a transposed (non-contiguous) view gives what its contiguous copy gives
     x = rng.standard_normal((6, 4, 8, 5)).astype(np.float32).transpose(0, 2, 1, 3)
     gamma, beta = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
@@ -181,7 +182,7 @@ def test_batch_norm_takes_any_memory_layout(rng):
                  rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
 
 
-def test_batch_norm_backward_leaves_saved_arrays_intact(rng):
+def test_batch_norm_backward_leaves_saved_arrays_intact(rng, kernels):
     # retain_graph: a second backward must see the same saved arrays (no in-place reuse of them)
     x = cr.tensor((rng.standard_normal((8, 16, 16, 16)) + 3).astype(np.float32), requires_grad=True)
     gamma = cr.tensor(rng.standard_normal(16).astype(np.float32), requires_grad=True)
@@ -193,6 +194,39 @@ def test_batch_norm_backward_leaves_saved_arrays_intact(rng):
     y.backward(g)
     np.testing.assert_array_equal(x.grad, first[0])
     np.testing.assert_array_equal(gamma.grad, first[1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_compiled_passes_equal_numpys_on_any_threads(rng, threads, training, monkeypatch):
+    """The compiled passes, their rows shared out over 1-3 threads however small the input, against
+    NumPy's: y, every gradient and the running statistics, float64 to rounding."""
+    from chainrule import accelerate, backend
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed")
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
+    taken = []
+    original = norm._batch_norm_compiled
+    monkeypatch.setattr(norm, "_batch_norm_compiled", lambda *a: taken.append(1) or original(*a))
+    x = rng.standard_normal((5, 7, 3, 6)) * 3 + 10
+    gamma, beta, g = rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal(x.shape)
+    previous = cr.set_num_threads(threads)
+    try:
+        results = {}
+        for mode in ("never", "always"):
+            before = accelerate.set_numba(mode)
+            try:
+                mean, var = np.ones(6), np.full(6, 2.0)
+                results[mode] = _bn_with_grads(x, gamma, beta, g, running_mean=mean, running_var=var,
+                                               training=training) + [mean, var]
+            finally:
+                accelerate.set_numba(before)
+    finally:
+        cr.set_num_threads(previous)
+    assert taken == [1]
+    for name, fast, ref in zip(("y", "dx", "dgamma", "dbeta", "running mean", "running var"), results["always"],
+                               results["never"]):
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max(), err_msg=name)
 
 
 @pytest.mark.parametrize("m, c", [(73728, 64), (32768, 16), (2450, 64), (1031, 16), (7, 3), (16411, 1)])

@@ -11,6 +11,8 @@ norm as (pixels, channels), layer norm as (samples, features). Every statistic i
 (whose inner loop runs only c floats wide), and the elementwise work is a few in-place passes
 over one new buffer per result. x in the common layout (normalized axes last, contiguous) is
 only reshaped; any other layout is transposed into it, one copy in and one per result out.
+Where numba is allowed (chainrule.accelerate), batch norm over the last axis runs compiled passes
+instead (ops/norm_numba.py), 1.2-2.2x faster: each pass one loop over a thread's rows, no GIL.
 """
 import functools
 import math
@@ -18,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import accelerate, backend
 from .. import random as _random
 from .base import Tensor, as_tensor, normalize_axis, record
 
@@ -191,12 +193,19 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     if beta is not None:
         beta, beta_d = _param(beta, "beta", "batch_norm", shape, bshape, dtype)
 
-    xd = layout.view(x.data)
     if training:
         if m == 0:
             raise ValueError(f"batch_norm: training needs at least one element per channel, got shape {x.shape}")
         if (running_mean is None) != (running_var is None):
             raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
+    elif running_mean is None or running_var is None:
+        raise ValueError("batch_norm: training=False normalizes with the running statistics; "
+                         "pass running_mean and running_var")
+    if kept == (x.ndim - 1,) and x.shape[-1] and accelerate.wants_numba(x.data):
+        return _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_var, training,
+                                    momentum, epsilon)
+    xd = layout.view(x.data)
+    if training:
         inv_m = dtype.type(1 / m)
         mean = layout.sum(xd) * inv_m
         centred = layout.minus(xd, layout.spread(mean))
@@ -207,16 +216,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
         var = layout.dot(centred, centred) * inv_m - shift * shift
         if running_mean is not None:
             mean += shift
-            for r, name, batch in ((running_mean, "running_mean", mean), (running_var, "running_var", var)):
-                arr = _running_array(r, name, shape)
-                arr *= arr.dtype.type(momentum)
-                arr += (batch.reshape(arr.shape) * (1 - momentum)).astype(arr.dtype, copy=False)
-                if isinstance(r, Tensor):
-                    r._version += 1
+            _update_running(running_mean, running_var, mean, var, momentum, shape)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: training=False normalizes with the running statistics; "
-                             "pass running_mean and running_var")
         rm = _running_array(running_mean, "running_mean", shape).reshape(-1).astype(dtype, copy=False)
         var = _running_array(running_var, "running_var", shape).reshape(-1).astype(dtype, copy=False)
         centred = layout.minus(xd, layout.spread(rm))
@@ -236,6 +237,91 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     layout.each_block(y_block)
     return _batch_norm_node(x, layout.result(y), centred, shift, inv_std, scale, gamma, beta, layout,
                             bool(training))
+
+
+def _update_running(running_mean, running_var, mean, var, momentum, shape):
+    """running = running * momentum + batch * (1 - momentum), in place (Keras's convention)."""
+    for r, name, batch in ((running_mean, "running_mean", mean), (running_var, "running_var", var)):
+        arr = _running_array(r, name, shape)
+        arr *= arr.dtype.type(momentum)
+        arr += (batch.reshape(arr.shape) * (1 - momentum)).astype(arr.dtype, copy=False)
+        if isinstance(r, Tensor):
+            r._version += 1
+
+
+def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_var, training, momentum, epsilon):
+    """`batch_norm` over the channels-last axis by the compiled passes of ops/norm_numba.py, x seen as
+    (pixels, channels) and its rows shared out over the threads: two passes forward (the statistics
+    in float64 from one pass, shifted by the first pixel; then y), two backward (the sums; then dx),
+    none of them through the GIL. It keeps x itself for the backward, not x - mean. Measured
+    against NumPy's passes (forward + backward, in one process, PyTorch alongside): two threads,
+    CNN-B's 128x24x24x64 11.0 -> 4.9 ms (PyTorch 10.0), the U-Net's 8x64x64x16 0.87 -> 0.58 ms
+    (PyTorch 0.75); one thread 13.3 -> 6.1 and 0.88 -> 0.71 ms."""
+    from . import norm_numba
+    dtype = x.dtype
+    c = x.shape[-1]
+    xd = np.ascontiguousarray(x.data).reshape(-1, c)
+    m = xd.shape[0]
+    runs = backend.slices(m) if backend.worth_threads(xd.size) else [slice(0, m)]
+
+    if training:
+        ref = xd[0].astype(np.float64)
+        parts = np.empty((len(runs), 2, c))
+        backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.stats(
+            xd, ref, runs[i].start, runs[i].stop, parts[i], *post), range(len(runs)), handoff=True)
+        total = parts.sum(axis=0)
+        shift = total[0] / m
+        mean64 = ref + shift
+        var64 = np.maximum(total[1] / m - shift * shift, 0)
+        if running_mean is not None:
+            _update_running(running_mean, running_var, mean64, var64, momentum, (c,))
+    else:
+        mean64 = _running_array(running_mean, "running_mean", (c,)).reshape(-1).astype(np.float64)
+        var64 = _running_array(running_var, "running_var", (c,)).reshape(-1).astype(np.float64)
+    mean = mean64.astype(dtype)          # the centre the passes subtract
+    left = mean64 - mean                 # and what its rounding left out, folded into the constants
+    inv_std = 1 / np.sqrt(var64 + epsilon)
+    scale = inv_std if gamma_d is None else gamma_d.reshape(-1).astype(np.float64) * inv_std
+    offset = -left * scale if beta_d is None else beta_d.reshape(-1).astype(np.float64) - left * scale
+    y = np.empty_like(xd)
+    scale_d, offset_d = scale.astype(dtype), offset.astype(dtype)
+    backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.normalize(
+        xd, mean, scale_d, offset_d, runs[i].start, runs[i].stop, y, *post), range(len(runs)), handoff=True)
+    parents = [x] + [p for p in (gamma, beta) if p is not None]
+    batch_stats = bool(training)
+
+    def backward(g):
+        need_dx = x.requires_grad
+        need_gamma = gamma is not None and gamma.requires_grad
+        need_beta = beta is not None and beta.requires_grad
+        g = np.ascontiguousarray(g, dtype=dtype).reshape(-1, c)
+        sum_g = sum_gc = None
+        if need_beta or need_gamma or (need_dx and batch_stats):
+            parts = np.empty((len(runs), 2, c))
+            backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.grad_sums(
+                xd, g, mean, runs[i].start, runs[i].stop, parts[i], *post), range(len(runs)), handoff=True)
+            total = parts.sum(axis=0)
+            sum_g, sum_gc = total[0], total[1] - left * total[0]    # sum g * (x - the exact mean)
+        dx = None
+        if need_dx:
+            if batch_stats:
+                #   dx = scale * (g - sum_g / m - (x - mean64) * inv_std^2 * sum_gc / m)
+                b = -scale * inv_std * inv_std * sum_gc / m
+                k = -scale * sum_g / m - b * left
+            else:
+                b = k = np.zeros(c)
+            dx = np.empty_like(xd)
+            a_d, b_d, k_d = scale.astype(dtype), b.astype(dtype), k.astype(dtype)
+            backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.grad_input(
+                xd, g, mean, a_d, b_d, k_d, runs[i].start, runs[i].stop, dx, *post), range(len(runs)), handoff=True)
+            dx = dx.reshape(x.shape)
+        grads = [dx]
+        if gamma is not None:
+            grads.append((sum_gc * inv_std).reshape(gamma.shape).astype(gamma.dtype) if need_gamma else None)
+        if beta is not None:
+            grads.append(sum_g.reshape(beta.shape).astype(beta.dtype) if need_beta else None)
+        return tuple(grads)
+    return record(y.reshape(x.shape), tuple(parents), backward, "batch_norm")
 
 
 def _batch_norm_node(x, y, centred, shift, inv_std, scale, gamma, beta, layout, batch_stats):
