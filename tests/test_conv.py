@@ -318,6 +318,38 @@ def test_batch_chunks_do_not_change_the_result(make, rng, monkeypatch):
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((5, 9, 8, 1), (3, 3, 1, 4), dict(padding="same")),                # one channel: blocks by tap
+    ((4, 11, 10, 2), (5, 3, 2, 6), dict(stride=2, padding="same")),
+    ((3, 12, 12, 3), (3, 3, 3, 5), dict(dilation=2)),
+], ids=["one_channel", "stride2", "dilation2"])
+def test_both_gradients_from_one_pass_equal_two_passes(threads, x_shape, w_shape, kwargs, rng, monkeypatch):
+    """dW and dx from the same blocks in one pass over the batch (`_windows_matmul(col2im=...)`):
+    the very numbers of the separate passes, through every chunking and thread count."""
+    x, w, g = normal(rng, x_shape, np.float64), normal(rng, w_shape, np.float64), None
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1500)   # several blocks per thread
+    taken = []
+    fused = conv_module._windows_matmul
+    monkeypatch.setattr(conv_module, "_windows_matmul",
+                        lambda *a, **k: taken.append(k.get("col2im") is not None) or fused(*a, **k))
+    previous = cr.set_num_threads(threads)
+    try:
+        results = []
+        for one_pass in (True, False):
+            monkeypatch.setattr(conv_module, "_by_col2im", lambda geom, w2, _on=one_pass: _on)
+            ts = [cr.Tensor(a.copy(), requires_grad=True) for a in (x, w)]
+            y = conv2d(*ts, **kwargs)
+            g = normal(rng, y.shape, np.float64) if g is None else g
+            y.backward(g)
+            results.append([y.numpy(), ts[0].grad, ts[1].grad])
+    finally:
+        cr.set_num_threads(previous)
+    assert True in taken
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_an_empty_batch_gives_empty_outputs_and_zero_kernel_gradients():
     x = cr.Tensor(np.zeros((0, 5, 5, 2), np.float32), requires_grad=True)
     w = cr.Tensor(np.ones((3, 3, 2, 4), np.float32), requires_grad=True)

@@ -230,13 +230,18 @@ def _epilogue(y, bias, relu):
         backend.array_module(y).maximum(y, 0, out=y)
 
 
-def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
+def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False, col2im=None):
     """im2col(xpad) @ right  and  im2col(xpad)^T @ left, block by block.
 
     im2col(xpad) is the (N*Ho*Wo, kh*kw*C) matrix of receptive fields, its columns ordered
     (kh, kw, C) like a Keras kernel reshaped to (kh*kw*C, C_out). `right` is (kh*kw*C, C_out)
     (a forward pass, to which `bias` and `relu` are applied block by block), `left` is
     (N*Ho*Wo, C_out) (a weight gradient). Returns both products (None for the one not asked).
+    With `col2im` (the kernel matrix, alongside `left`) also the input gradient col2im(left @
+    col2im^T) (see `_col2im_matmul`), from the same blocks in the same pass over the batch: a
+    third result. One parallel region for both gradients instead of two, each block of `left`
+    read twice while in cache (forward + backward of the one-channel first layers, two threads:
+    CNN-B's 8.3 -> 6.3 ms, the U-Net's 1.58 -> 1.32, CNN-A's 3.79 -> 3.54; one thread 5-8% less).
     """
     xp = backend.array_module(xpad)
     c = xpad.shape[3]
@@ -252,7 +257,9 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
     tap_major = c == 1
     out = None if right is None else xp.empty((xpad.shape[0] * rows, right.shape[1]), dtype=xpad.dtype)
     wgrad = None if left is None else xp.empty((k, left.shape[1]), dtype=xpad.dtype)
-    width = (0 if right is None else right.shape[1]) + (0 if left is None else left.shape[1])
+    dx = None if col2im is None else xp.zeros((geom.n, geom.h, geom.w, c), dtype=xpad.dtype)
+    places = None if col2im is None else _tap_places(geom)
+    width = (0 if right is None else right.shape[1]) + (0 if left is None else left.shape[1] * (1 + (dx is not None)))
     step, chunks, work = _chunks(geom, k, width)
     if wgrad is not None and not chunks:  # an empty batch
         wgrad.fill(0)
@@ -274,6 +281,8 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
                     share = xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=wgrad if n0 == 0 else None)
                 else:
                     share += xp.matmul(cols.T, left[n0 * rows:n1 * rows], out=scratch("wgrad", wgrad.shape))
+            if dx is not None:   # the block, used, now takes this chunk's share of the input gradient
+                _col2im_block(left[n0 * rows:n1 * rows], col2im, cols, taps, dx[n0:n1], places, tap_major)
         scratch.release()
         return share
 
@@ -282,7 +291,19 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False):
         for share in shares[1:]:
             if share is not None:
                 wgrad += share
-    return out, wgrad
+    return (out, wgrad) if dx is None else (out, wgrad, dx)
+
+
+def _col2im_block(part, w2, cols, taps, target, places, tap_major):
+    """target += col2im(part @ w2^T) for one block: the GEMM into the block's buffer (`cols`, seen
+    by tap as `taps`), then one strided add per kernel tap that reaches the input."""
+    xp = backend.array_module(part)
+    if tap_major:
+        xp.matmul(w2, part.T, out=cols.T)  # the (k, rows) block, written contiguously
+    else:
+        xp.matmul(part, w2.T, out=cols)
+    for i, j, into, source in places:
+        target[into] += taps[i, j][source]
 
 
 def _tap_range(tap, stride, pad, n_in, n_out):
@@ -334,14 +355,7 @@ def _col2im_matmul(grad, w2, geom):
         buf = scratch("col2im", (step * rows * k,))
         for n0, n1 in part_chunks:
             cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
-            part = grad[n0 * rows:n1 * rows]
-            if tap_major:
-                xp.matmul(w2, part.T, out=cols.T)  # the (k, rows) block, written contiguously
-            else:
-                xp.matmul(part, w2.T, out=cols)
-            target = dx[n0:n1]
-            for i, j, into, source in places:
-                target[into] += taps[i, j][source]
+            _col2im_block(grad[n0 * rows:n1 * rows], w2, cols, taps, dx[n0:n1], places, tap_major)
         scratch.release()
 
     backend.parallel_map(run, backend.share(chunks, work))
@@ -582,6 +596,13 @@ def _outer(g, w):
     return out
 
 
+def _by_col2im(geom, w2):
+    """Whether `_input_grad` takes `_col2im_matmul`'s general path (not a 1x1 kernel, not fields that
+    tile the input, not the flipped convolution)."""
+    c = w2.shape[0] // (geom.kh * geom.kw)
+    return not geom.pointwise and not _tiles_exactly(geom) and (c < geom.co or _flipped(geom) is None)
+
+
 def _input_grad(grad, w2, geom):
     """dL/dx (N, H, W, C) of a convolution with kernel matrix w2 (kh*kw*C, C_out), from g (N*Ho*Wo, C_out)."""
     c = w2.shape[0] // (geom.kh * geom.kw)
@@ -698,6 +719,9 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
         y = _windows_matmul(_pad(xd, geom), geom, right=wd, bias=bd, relu=relu)[0]
 
         def grads(g2, need_x, need_w):
+            if need_x and need_w and _by_col2im(geom, wd):
+                _, gw, gx = _windows_matmul(_pad(xd, geom), geom, left=g2, col2im=wd)
+                return gx, gw
             return (_input_grad(g2, wd, geom) if need_x else None,
                     _windows_matmul(_pad(xd, geom), geom, left=g2)[1] if need_w else None)
     y = y.reshape(out_shape)
