@@ -22,6 +22,7 @@ Output length along one axis (see `conv_output_length`):
 
     out = floor((in + pad_total - dilation * (kernel - 1) - 1) / stride) + 1
 """
+import functools
 import numbers
 
 import numpy as np
@@ -440,18 +441,35 @@ def _taps_for(geom):
 
 
 def _tap_runs(geom, places):
-    """The taps shared out over the threads when their GEMMs are worth it: biggest first, each to the
-    thread with the least work so far (on 4x4 images a thread's share is 54 of 100 rows, not 58 as
-    when dealt round)."""
+    """The taps shared out over the threads when their GEMMs are worth it, as evenly as whole taps
+    allow (`_tap_shares`)."""
     macs = geom.n * geom.c * geom.co * sum(_positions(out) for *_, out in places)
     parts = backend.num_threads() if backend.worth_threads(macs, backend.FACTOR_GEMM) else 1
     parts = max(1, min(parts, len(places)))
-    runs, loads = [[] for _ in range(parts)], [0] * parts
-    for place in sorted(places, key=lambda p: -_positions(p[3])):
+    shares = _tap_shares(tuple(_positions(out) for *_, out in places), parts)
+    return [[places[i] for i in share] for share in shares]
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_shares(sizes, parts):
+    """Indices of the taps (their output positions `sizes`) for each of `parts` threads, the largest
+    share as small as can be: biggest first to the least loaded, then, for two threads, the best of
+    every split (on 4x4 images the biggest share is 51 of 100 rows, 54 by the greedy deal, 58 dealt
+    round: the U-Net's 4x4 layers on two threads 0.92-0.95x the time of the greedy deal's)."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    shares, loads = [[] for _ in range(parts)], [0] * parts
+    for i in order:
         t = loads.index(min(loads))
-        runs[t].append(place)
-        loads[t] += _positions(place[3])
-    return runs
+        shares[t].append(i)
+        loads[t] += sizes[i]
+    if parts == 2 and len(sizes) <= 16:
+        total, best = sum(sizes), max(loads)
+        for mask in range(1 << (len(sizes) - 1)):   # the last tap stays in share 1: each split once
+            first = sum(sizes[i] for i in range(len(sizes)) if mask >> i & 1)
+            if max(first, total - first) < best:
+                best = max(first, total - first)
+                shares = [[i for i in order if mask >> i & 1], [i for i in order if not mask >> i & 1]]
+    return [share for share in shares if share]
 
 
 def _gather(src, where, scratch, name):
