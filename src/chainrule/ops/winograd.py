@@ -472,8 +472,8 @@ def _channel_shares(p, x, w):
     """The output-channel bounds and input-channel slices of each thread's share when the threads should
     split the channels (compiled kernels, several threads, fewer than _CHUNK_TILES tiles per thread,
     at least _SHARE_CHANNELS channels each); else None. Measured on two threads, forward + backward,
-    against sharing out the images: the U-Net's 8x8 layers 128->128 0.79x and 0.86x the time,
-    256->128 0.94x."""
+    against sharing out the images: the U-Net's 8x8 layers 128->128 0.79-0.93x the time, 256->128
+    0.94-1.05x (four runs: no loss, no clear gain)."""
     geom = p.geom
     threads = backend.num_threads() if backend.worth_threads(p.work) else 1
     if threads < 2 or not accelerate.wants_numba(x, w) or min(geom.c, geom.co) < _SHARE_CHANNELS * threads \
