@@ -350,6 +350,42 @@ def test_both_gradients_from_one_pass_equal_two_passes(threads, x_shape, w_shape
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kwargs", [dict(padding="same"), dict(stride=2), dict(padding=2, dilation=2)])
+def test_one_channel_bias_folded_into_the_gemms_matches_the_sums(threads, kwargs, rng, monkeypatch):
+    """A one-channel input takes its bias as a row of ones in the GEMM, and gives the bias's gradient
+    as one more row of the weight gradient's: y, dx, dW and db against float64 sums written out."""
+    x, w, b = normal(rng, (3, 9, 8, 1), np.float64), normal(rng, (3, 3, 1, 4), np.float64), normal(rng, (4,), np.float64)
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1500)   # several blocks per thread
+    previous = cr.set_num_threads(threads)
+    try:
+        ts = [cr.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+        y = conv2d(*ts, **kwargs)
+        g = normal(rng, y.shape, np.float64)
+        y.backward(g)
+    finally:
+        cr.set_num_threads(previous)
+    # the same convolution as explicit sums over its receptive fields
+    stride, dilation = kwargs.get("stride", 1), kwargs.get("dilation", 1)
+    pad = 1 if kwargs.get("padding") == "same" else kwargs.get("padding", 0)
+    if pad == "valid":
+        pad = 0
+    xp_ = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    ho, wo = y.shape[1], y.shape[2]
+    fields = np.stack([np.stack([xp_[:, i * stride + dilation * np.arange(3)[:, None], j * stride + dilation * np.arange(3)[None, :], 0]
+                                 for j in range(wo)], 1) for i in range(ho)], 1)      # (N, Ho, Wo, 3, 3)
+    y_ref = np.einsum("nhwij,ijo->nhwo", fields, w[:, :, 0]) + b
+    np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ts[2].grad, g.sum(axis=(0, 1, 2)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ts[1].grad[:, :, 0], np.einsum("nhwij,nhwo->ijo", fields, g), rtol=1e-12, atol=1e-12)
+    dx = np.zeros_like(xp_)
+    for i in range(ho):
+        for j in range(wo):
+            rows, cols = i * stride + dilation * np.arange(3), j * stride + dilation * np.arange(3)
+            dx[:, rows[:, None], cols[None, :], 0] += np.einsum("no,ijo->nij", g[:, i, j], w[:, :, 0])
+    np.testing.assert_allclose(ts[0].grad, dx[:, pad:pad + 9, pad:pad + 8], rtol=1e-12, atol=1e-12)
+
+
 def test_an_empty_batch_gives_empty_outputs_and_zero_kernel_gradients():
     x = cr.Tensor(np.zeros((0, 5, 5, 2), np.float32), requires_grad=True)
     w = cr.Tensor(np.ones((3, 3, 2, 4), np.float32), requires_grad=True)
