@@ -326,7 +326,7 @@ def test_batch_chunks_do_not_change_the_result(make, rng, monkeypatch):
 ], ids=["one_channel", "stride2", "dilation2"])
 def test_both_gradients_from_one_pass_equal_two_passes(threads, x_shape, w_shape, kwargs, rng, monkeypatch):
     """dW and dx from the same blocks in one pass over the batch (`_windows_matmul(col2im=...)`):
-    the very numbers of the separate passes, through every chunking and thread count."""
+    the very numbers of the separate passes, in small chunks on 1-3 threads."""
     x, w, g = normal(rng, x_shape, np.float64), normal(rng, w_shape, np.float64), None
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1500)   # several blocks per thread
     taken = []
@@ -345,7 +345,7 @@ def test_both_gradients_from_one_pass_equal_two_passes(threads, x_shape, w_shape
             results.append([y.numpy(), ts[0].grad, ts[1].grad])
     finally:
         cr.set_num_threads(previous)
-    assert True in taken
+    assert taken.count(True) == 1   # the one-pass backward, in the first run only
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

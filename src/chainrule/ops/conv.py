@@ -244,7 +244,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False, co
     read twice while in cache (forward + backward of the one-channel first layers, two threads:
     CNN-B's 8.3 -> 6.3 ms, the U-Net's 1.58 -> 1.32, CNN-A's 3.79 -> 3.54; one thread 5-8% less).
     With `bias_grad` and a tap-major block the weight gradient has one more row, the bias's
-    gradient (the sum of `left`'s rows), from the block's row of ones (see `fold` below).
+    gradient (the sum of `left`'s rows), from the block's row of ones (see `ones_row` below).
     """
     xp = backend.array_module(xpad)
     c = xpad.shape[3]
@@ -266,11 +266,11 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False, co
     # of 4 images: GEMM and add 0.27 ms, the GEMM with the bias row 0.14). Forward + backward, both
     # folds, two threads: CNN-A's first layer 0.84x the time, CNN-B's 0.81x, the U-Net's 0.88x; one
     # thread 0.94x, 0.81x, 0.81x.
-    fold = right is not None and bias is not None and tap_major and left is None
-    if fold:
+    fold_bias = right is not None and bias is not None and tap_major and left is None
+    if fold_bias:
         right, bias = xp.concatenate([right, bias.reshape(1, -1).astype(right.dtype, copy=False)]), None
     fold_grad = bias_grad and tap_major and left is not None and right is None   # the same for the gradients
-    fold = fold or fold_grad
+    ones_row = fold_bias or fold_grad
     wgrad = None if left is None else xp.empty((k + fold_grad, left.shape[1]), dtype=xpad.dtype)
     dx = None if col2im is None else xp.zeros((geom.n, geom.h, geom.w, c), dtype=xpad.dtype)
     places = None if col2im is None else _tap_places(geom)
@@ -280,7 +280,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False, co
         wgrad.fill(0)
     def run(part):  # a run of chunks on one thread; returns its share of the weight gradient
         scratch = backend.Scratch(xp, xpad.dtype)
-        buf = scratch("im2col", (step * rows * (k + fold),))
+        buf = scratch("im2col", (step * rows * (k + ones_row),))
         share = None
         for n0, n1 in part:
             cols, taps = _block(buf, n1 - n0, geom, c, tap_major)
@@ -289,7 +289,7 @@ def _windows_matmul(xpad, geom, right=None, left=None, bias=None, relu=False, co
             else:
                 xp.copyto(cols.reshape(windows[n0:n1].shape), windows[n0:n1])
             with_ones = cols
-            if fold:   # the block's rows of taps, then its row of ones
+            if ones_row:   # the block's rows of taps, then its row of ones
                 with_ones = buf[:(n1 - n0) * rows * (k + 1)].reshape(k + 1, -1)
                 with_ones[k] = 1
                 with_ones = with_ones.T

@@ -264,12 +264,17 @@ def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_
     m = xd.shape[0]
     runs = backend.slices(m) if backend.worth_threads(xd.size) else [slice(0, m)]
 
+    def over_rows(kernel, *inputs, out=None, sums=False):
+        """kernel(*inputs, first, last, out) for each run of rows, on its own thread; with `sums`, each
+        run's (2, C) float64 sums, added up in the runs' order."""
+        parts = np.empty((len(runs), 2, c)) if sums else None
+        backend.parallel_map(lambda i, post=backend._NO_POST: kernel(
+            *inputs, runs[i].start, runs[i].stop, parts[i] if sums else out, *post), range(len(runs)), handoff=True)
+        return parts.sum(axis=0) if sums else out
+
     if training:
         ref = xd[0].astype(np.float64)
-        parts = np.empty((len(runs), 2, c))
-        backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.stats(
-            xd, ref, runs[i].start, runs[i].stop, parts[i], *post), range(len(runs)), handoff=True)
-        total = parts.sum(axis=0)
+        total = over_rows(norm_numba.stats, xd, ref, sums=True)
         shift = total[0] / m
         mean64 = ref + shift
         var64 = np.maximum(total[1] / m - shift * shift, 0)
@@ -283,10 +288,7 @@ def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_
     inv_std = 1 / np.sqrt(var64 + epsilon)
     scale = inv_std if gamma_d is None else gamma_d.reshape(-1).astype(np.float64) * inv_std
     offset = -left * scale if beta_d is None else beta_d.reshape(-1).astype(np.float64) - left * scale
-    y = np.empty_like(xd)
-    scale_d, offset_d = scale.astype(dtype), offset.astype(dtype)
-    backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.normalize(
-        xd, mean, scale_d, offset_d, runs[i].start, runs[i].stop, y, *post), range(len(runs)), handoff=True)
+    y = over_rows(norm_numba.normalize, xd, mean, scale.astype(dtype), offset.astype(dtype), out=np.empty_like(xd))
     parents = [x] + [p for p in (gamma, beta) if p is not None]
     batch_stats = bool(training)
 
@@ -297,10 +299,7 @@ def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_
         g = np.ascontiguousarray(g, dtype=dtype).reshape(-1, c)
         sum_g = sum_gc = None
         if need_beta or need_gamma or (need_dx and batch_stats):
-            parts = np.empty((len(runs), 2, c))
-            backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.grad_sums(
-                xd, g, mean, runs[i].start, runs[i].stop, parts[i], *post), range(len(runs)), handoff=True)
-            total = parts.sum(axis=0)
+            total = over_rows(norm_numba.grad_sums, xd, g, mean, sums=True)
             sum_g, sum_gc = total[0], total[1] - left * total[0]    # sum g * (x - the exact mean)
         dx = None
         if need_dx:
@@ -310,11 +309,8 @@ def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_
                 k = -scale * sum_g / m - b * left
             else:
                 b = k = np.zeros(c)
-            dx = np.empty_like(xd)
-            a_d, b_d, k_d = scale.astype(dtype), b.astype(dtype), k.astype(dtype)
-            backend.parallel_map(lambda i, post=backend._NO_POST: norm_numba.grad_input(
-                xd, g, mean, a_d, b_d, k_d, runs[i].start, runs[i].stop, dx, *post), range(len(runs)), handoff=True)
-            dx = dx.reshape(x.shape)
+            dx = over_rows(norm_numba.grad_input, xd, g, mean, scale.astype(dtype), b.astype(dtype), k.astype(dtype),
+                           out=np.empty_like(xd)).reshape(x.shape)
         grads = [dx]
         if gamma is not None:
             grads.append((sum_gc * inv_std).reshape(gamma.shape).astype(gamma.dtype) if need_gamma else None)

@@ -130,6 +130,21 @@ def _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, c0, dx):
 
 
 @njit(**_JIT)
+def _products(v2, u, bias, o0, ones):
+    """M[e] = V[e] @ U[e] for every transformed position e (v2 (a*a, tiles, C), u (a*a, C, C_out)),
+    plus bias[o0 + o] at the all-ones position `ones` (bias.size == 0: none)."""
+    e_all, t, co = v2.shape[0], v2.shape[1], u.shape[2]
+    m = np.empty((e_all, t, co), v2.dtype)
+    for e in range(e_all):
+        np.dot(v2[e], u[e], m[e])
+    if bias.size:
+        for q in range(t):
+            for o in range(co):
+                m[ones, q, o] += bias[o0 + o]
+    return m
+
+
+@njit(**_JIT)
 def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, step, first, last, out, kept,
             posted, targets):
     """y (N, tiles_h*m_h, tiles_w*m_w, C_out) of whole tiles, for the images of chunks first .. last - 1
@@ -148,13 +163,7 @@ def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, o
             v = np.empty((a_h, a_w, t, c), x.dtype)
         _input_tiles(x, n0, count, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, v)
         v2 = v.reshape(a_h * a_w, t, c)
-        m = np.empty((a_h * a_w, t, co), x.dtype)
-        for e in range(a_h * a_w):
-            np.dot(v2[e], u[e], m[e])
-        if bias.size:
-            for q in range(t):
-                for o in range(co):
-                    m[ones, q, o] += bias[o]
+        m = _products(v2, u, bias, 0, ones)
         y = _two_sided(ath, atw, m.reshape(a_h, a_w, t, co), np.empty((m_h, m_w, t, co), x.dtype))
         _scatter_outputs(y, n0, count, tiles_h, tiles_w, 0, relu, out)
 
@@ -234,13 +243,7 @@ def forward_channels(x, w, gh, gw, bth, btw, ath, atw, bias, relu, top, left, ti
     _input_tiles(x, 0, n, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, v)
     _two_sided(gh, gw, np.ascontiguousarray(w[:, :, :, o0:o1]), u_part.reshape(a_h, a_w, c, co))
     v2 = v.reshape(a_h * a_w, t, c)
-    m = np.empty((a_h * a_w, t, co), x.dtype)
-    for e in range(a_h * a_w):
-        np.dot(v2[e], u_part[e], m[e])
-    if bias.size:
-        for q in range(t):
-            for o in range(co):
-                m[ones, q, o] += bias[o0 + o]
+    m = _products(v2, u_part, bias, o0, ones)
     y = _two_sided(ath, atw, m.reshape(a_h, a_w, t, co), np.empty((m_h, m_w, t, co), x.dtype))
     _scatter_outputs(y, 0, n, tiles_h, tiles_w, o0, relu, out)
 
