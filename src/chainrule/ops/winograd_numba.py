@@ -13,7 +13,7 @@ Imported only when numba is (see chainrule.accelerate); the tests run both files
 geometries and compare.
 """
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ..spinpool import post
 
@@ -30,6 +30,13 @@ def _two_sided(mat_h, mat_w, data, out):
     return out
 
 
+# The copy loops below index flat arrays by unsigned offsets: numba wraps a signed index that might be
+# negative (x[i] for i < 0 reads from the end), and that check, inside a channel loop whose index is
+# `start + ch`, keeps LLVM from vectorizing the loop; an unsigned index has no such branch. Measured
+# on the U-Net's 64x64 layers, 8 images, one thread: folding dx back 1.20 -> 0.29 ms (32 channels,
+# 8x8 tiles), 0.78 -> 0.23 (16, 6x6); with views of each pixel (x[b, row, col, c0:c1]) 0.93 and 0.94.
+
+
 @njit(**_JIT)
 def _input_tiles(x, n0, count, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, out):
     """V (a_h, a_w, tiles, C) of images n0 .. n0 + count into `out`: each a_h x a_w tile of the padded
@@ -38,6 +45,9 @@ def _input_tiles(x, n0, count, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, 
     a_h, a_w = bth.shape[0], btw.shape[0]
     t = count * tiles_h * tiles_w
     d = np.empty((a_h, a_w, t, c), x.dtype)
+    xf, df = x.reshape(-1), d.reshape(-1)
+    zero = np.zeros(1, x.dtype)[0]
+    run = uint64(c)
     for k in range(a_h):
         for l in range(a_w):
             for b in range(count):
@@ -45,13 +55,14 @@ def _input_tiles(x, n0, count, top, left, tiles_h, tiles_w, m_h, m_w, bth, btw, 
                     row = ti * m_h + k - top
                     for tj in range(tiles_w):
                         col = tj * m_w + l - left
-                        q = (b * tiles_h + ti) * tiles_w + tj
+                        to = uint64((((k * a_w + l) * t) + (b * tiles_h + ti) * tiles_w + tj) * c)
                         if 0 <= row < h and 0 <= col < w:
-                            for ch in range(c):
-                                d[k, l, q, ch] = x[n0 + b, row, col, ch]
+                            at = uint64((((n0 + b) * h + row) * w + col) * c)
+                            for ch in range(run):
+                                df[to + ch] = xf[at + ch]
                         else:
-                            for ch in range(c):
-                                d[k, l, q, ch] = 0
+                            for ch in range(run):
+                                df[to + ch] = zero
     return _two_sided(bth, btw, d, out)
 
 
@@ -66,28 +77,38 @@ def _kept(kept, n0, count, a_h, a_w, tiles, c):
 def _scatter_outputs(y, n0, count, tiles_h, tiles_w, o0, relu, out):
     """out[n0 + b, tile rows and columns, o0 + o] = y[i, j, q, o] (y (m_h, m_w, tiles, C), the tiles of
     images n0 .. n0 + count), or max(y, 0) with relu."""
-    m_h, m_w, co = y.shape[0], y.shape[1], y.shape[3]
+    m_h, m_w, t, co = y.shape
+    _, h, w, c_all = out.shape
+    yf, of = y.reshape(-1), out.reshape(-1)
     zero = np.zeros(1, y.dtype)[0]  # a 0 of the data's type: a literal 0 would make the max float64
+    run = uint64(co)
     for b in range(count):
         for ti in range(tiles_h):
             for tj in range(tiles_w):
                 q = (b * tiles_h + ti) * tiles_w + tj
                 for i in range(m_h):
                     for j in range(m_w):
-                        target = out[n0 + b, ti * m_h + i, tj * m_w + j]
-                        for o in range(co):
-                            value = y[i, j, q, o]
-                            target[o0 + o] = max(value, zero) if relu else value
+                        to = uint64((((n0 + b) * h + ti * m_h + i) * w + tj * m_w + j) * c_all + o0)
+                        at = uint64(((i * m_w + j) * t + q) * co)
+                        if relu:
+                            for o in range(run):
+                                of[to + o] = max(yf[at + o], zero)
+                        else:
+                            for o in range(run):
+                                of[to + o] = yf[at + o]
 
 
 @njit(**_JIT)
 def _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, lo, dy):
     """dy[i, j, q, o] = g[n0 + b, tile row, tile column, lo + o] for the tiles of images n0 .. n0 + count
-    (dy (m_h, m_w, tiles, C), zeroed: rows and columns past g's stay 0); masked where
-    relu_out <= 0 when relu_out.size."""
-    _, ho, wo, _ = g.shape
-    m_h, m_w, co = dy.shape[0], dy.shape[1], dy.shape[3]
+    (dy (m_h, m_w, tiles, C); 0 for rows and columns past g's); masked where relu_out <= 0 when
+    relu_out.size."""
+    _, ho, wo, c_all = g.shape
+    m_h, m_w, t, co = dy.shape
+    gf, df = g.reshape(-1), dy.reshape(-1)
+    mf = relu_out.reshape(-1)
     zero = np.zeros(1, g.dtype)[0]  # a 0 of the data's type: a literal 0 would make the masking float64
+    run = uint64(co)
     for b in range(count):
         for ti in range(tiles_h):
             for tj in range(tiles_w):
@@ -96,23 +117,28 @@ def _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, lo, dy):
                     row = ti * m_h + i
                     for j in range(m_w):
                         col = tj * m_w + j
+                        to = uint64(((i * m_w + j) * t + q) * co)
                         if row < ho and col < wo:
-                            source = g[n0 + b, row, col]
+                            at = uint64((((n0 + b) * ho + row) * wo + col) * c_all + lo)
                             if relu_out.size:
-                                mask = relu_out[n0 + b, row, col]
-                                for o in range(co):
-                                    dy[i, j, q, o] = source[lo + o] if mask[lo + o] > zero else zero
+                                for o in range(run):
+                                    df[to + o] = gf[at + o] if mf[at + o] > zero else zero
                             else:
-                                for o in range(co):
-                                    dy[i, j, q, o] = source[lo + o]
+                                for o in range(run):
+                                    df[to + o] = gf[at + o]
+                        else:
+                            for o in range(run):
+                                df[to + o] = zero
 
 
 @njit(**_JIT)
 def _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, c0, dx):
     """dx[n0 + b, row, col, c0 + ch] += dd[k, l, q, ch]: each tile's input gradient (dd (a_h, a_w,
     tiles, C)) added back where the tile read the input; the overlaps add up."""
-    a_h, a_w, ct = dd.shape[0], dd.shape[1], dd.shape[3]
-    h, w = dx.shape[1], dx.shape[2]
+    a_h, a_w, t, ct = dd.shape
+    _, h, w, c_all = dx.shape
+    sf, xf = dd.reshape(-1), dx.reshape(-1)
+    run = uint64(ct)
     for b in range(count):
         for ti in range(tiles_h):
             for tj in range(tiles_w):
@@ -124,9 +150,10 @@ def _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, c0, dx):
                     for l in range(a_w):
                         col = tj * m_w + l - left
                         if 0 <= col < w:
-                            target = dx[n0 + b, row, col]
-                            for ch in range(ct):
-                                target[c0 + ch] += dd[k, l, q, ch]
+                            to = uint64((((n0 + b) * h + row) * w + col) * c_all + c0)
+                            at = uint64(((k * a_w + l) * t + q) * ct)
+                            for ch in range(run):
+                                xf[to + ch] += sf[at + ch]
 
 
 @njit(**_JIT)
@@ -138,9 +165,11 @@ def _products(v2, u, bias, o0, ones):
     for e in range(e_all):
         np.dot(v2[e], u[e], m[e])
     if bias.size:
+        mf, run = m.reshape(-1), uint64(co)
         for q in range(t):
-            for o in range(co):
-                m[ones, q, o] += bias[o0 + o]
+            at = uint64((ones * t + q) * co)
+            for o in range(run):
+                mf[at + o] += bias[uint64(o0) + o]
     return m
 
 
@@ -188,7 +217,7 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
         n0 = chunk * step
         count = min(step, n - n0)
         t = count * tiles_h * tiles_w
-        dy = np.zeros((m_h, m_w, t, co), g.dtype)
+        dy = np.empty((m_h, m_w, t, co), g.dtype)
         _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, 0, dy)
         dm = _two_sided(a_h_t, a_w_t, dy, np.empty((a_h, a_w, t, co), g.dtype)).reshape(a_h * a_w, t, co)
         if need_b:
@@ -270,7 +299,7 @@ def backward_channels(g, x, u_flat, bounds, bth, btw, ath, atw, gh_t, gw_t, relu
         lo, hi = bounds[p], bounds[p + 1]
         if not need_x and p != share:
             continue
-        dy = np.zeros((m_h, m_w, t, hi - lo), g.dtype)
+        dy = np.empty((m_h, m_w, t, hi - lo), g.dtype)
         _gather_grads(g, relu_out, 0, n, tiles_h, tiles_w, lo, dy)
         start = e_all * t * lo
         _two_sided(a_h_t, a_w_t, dy, dm_flat[start:start + e_all * t * (hi - lo)].reshape(a_h, a_w, t, hi - lo))
