@@ -777,7 +777,9 @@ def _convolve(op, x, w, b, xd, wd, bd, geom, out_shape, relu=False):
         gw = None if gw is None else gw.reshape(w.shape)
         if b is None:
             return gx, gw
-        return gx, gw, (None if not need_b else gb if gb is not None else _sum_rows(g2))
+        if need_b and gb is None:   # not folded into the weight gradient's GEMM
+            gb = _sum_rows(g2)
+        return gx, gw, gb
     return record(y, parents, backward, op)
 
 

@@ -174,6 +174,16 @@ def _products(v2, u, bias, o0, ones):
 
 
 @njit(**_JIT)
+def _add_bias_grad(dm, ones, db):
+    """db += the sum over tiles of dM at the all-ones position (dm (a*a, tiles, C_out)): the bias was
+    added there, so its gradient is read there."""
+    for q in range(dm.shape[1]):
+        row = dm[ones, q]
+        for o in range(db.shape[0]):
+            db[o] += row[o]
+
+
+@njit(**_JIT)
 def forward(x, u, bth, btw, ath, atw, bias, relu, top, left, tiles_h, tiles_w, ones, step, first, last, out, kept,
             posted, targets):
     """y (N, tiles_h*m_h, tiles_w*m_w, C_out) of whole tiles, for the images of chunks first .. last - 1
@@ -221,9 +231,7 @@ def backward(g, x, u, bth, btw, ath, atw, relu_out, top, left, tiles_h, tiles_w,
         _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, 0, dy)
         dm = _two_sided(a_h_t, a_w_t, dy, np.empty((a_h, a_w, t, co), g.dtype)).reshape(a_h * a_w, t, co)
         if need_b:
-            for q in range(t):
-                for o in range(co):
-                    db[o] += dm[ones, q, o]
+            _add_bias_grad(dm, ones, db)
         if need_w:
             if kept.size:
                 v = _kept(kept, n0, count, a_h, a_w, tiles_h * tiles_w, c)
@@ -307,11 +315,8 @@ def backward_channels(g, x, u_flat, bounds, bth, btw, ath, atw, gh_t, gw_t, relu
     co = o1 - o0
     own = dm_flat[e_all * t * o0:e_all * t * o1].reshape(e_all, t, co)
     if need_b:
-        for o in range(co):
-            db[o0 + o] = 0
-        for q in range(t):
-            for o in range(co):
-                db[o0 + o] += own[ones, q, o]
+        db[o0:o1] = 0
+        _add_bias_grad(own, ones, db[o0:o1])
     if need_w and co:
         if kept.size:
             v = kept.reshape((a_h, a_w, t, c))
