@@ -1,14 +1,19 @@
 """Forward + backward time of every conv layer of three small CNNs, chainrule against PyTorch CPU.
 
-    python benchmarks/conv_kernels.py [--repeats 15] [--only CNN-A,U-Net] [--layers 16->16,1x1] [--threads 1 --clock cpu]
+    python benchmarks/conv_kernels.py [--repeats 15] [--passes 5] [--only CNN-A,U-Net] [--layers 16->16,1x1]
+                                      [--threads 1 --clock cpu]
 
 For each layer: one forward and a backward that asks for every gradient (input, kernel, bias),
 timed as the median of `repeats` runs after a warm-up, chainrule and PyTorch interleaved run by
 run so that load from other processes hits both alike (with more than one thread, in blocks: see
 `interleaved_times`). PyTorch runs in NCHW with its own weight
 layout and torch.set_num_threads(cores), as users would run it; chainrule in NHWC with Keras's
-layouts. ratio = torch ms / chainrule ms of the medians, so > 1 means chainrule is faster; best is
-the same ratio of the fastest runs, steadier when other processes share the machine.
+layouts. A pass times every layer once; `passes` sweeps (default 5) give each layer independent
+measurements seconds apart, the library timed first alternating from pass to pass.
+ratio = torch ms / chainrule ms of a pass's medians, the median over the passes, so > 1 means
+chainrule is faster; "passes" gives the lowest and highest pass's ratio (a shared machine's slow
+phase lasts seconds and hits one library's block in one pass: see RESULTS.md); best is the same
+ratio of the fastest runs of all passes. The ms columns are the medians over the passes.
 
 Memory, two measures:
   cr MB     peak of NumPy allocations during chainrule's forward + backward (tracemalloc), above
@@ -220,6 +225,29 @@ def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks
     return ta, tb
 
 
+def timed_passes(cases, passes, time_case):
+    """[[(ta, tb) of each pass] for each case]: `passes` sweeps over the cases, each case timed by
+    time_case(ours, theirs) in the first pass and by time_case(theirs, ours) (the pair swapped back
+    in the result) in the second, and so on alternating, so that neither library always runs in
+    the other's wake."""
+    timed = [[] for _ in cases]
+    for p in range(passes):
+        for i, (ours, theirs) in enumerate(cases):
+            if sys.stderr.isatty():
+                print(f"  pass {p + 1}/{passes}: timing {i + 1}/{len(cases)}...", end="\r", file=sys.stderr, flush=True)
+            if p % 2 and theirs is not None:
+                tb, ta = time_case(theirs, ours)
+            else:
+                ta, tb = time_case(ours, theirs)
+            timed[i].append((ta, tb))
+    return timed
+
+
+def pass_ratios(timed):
+    """torch ms / chainrule ms of each pass's medians (nan without PyTorch's times)."""
+    return [statistics.median(tb) / statistics.median(ta) if tb else float("nan") for ta, tb in timed]
+
+
 def _block_times(fn, repeats, warmup, clock):
     for _ in range(warmup):
         fn()
@@ -279,6 +307,8 @@ def rss_peak(fn, libc):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--passes", type=int, default=5,
+                        help="sweeps over all layers; each ratio is the median of the passes' ratios")
     parser.add_argument("--only", default="", help="comma-separated models, e.g. CNN-A,U-Net")
     parser.add_argument("--layers", default="", help="comma-separated parts of layer names, e.g. '16->16,1x1'")
     parser.add_argument("--convs-only", action="store_true", help="skip the pool and batch-norm rows")
@@ -306,7 +336,8 @@ def main():
                 else f"NumPy only (numba {'off' if accelerate.numba_available() else 'not installed'})")
     print(f"numpy {np.__version__}{' (' + blas + ')' if blas else ''}; chainrule kernels: {compiled}; "
           f"torch {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}; "
-          f"{os.cpu_count()} cores; {args.clock} clock, median of {args.repeats}, forward + backward (all gradients)")
+          f"{os.cpu_count()} cores; {args.clock} clock, median of {args.repeats} runs, {args.passes} passes, "
+          f"forward + backward (all gradients)")
     only = {m.strip() for m in args.only.split(",") if m.strip()}
     rng = np.random.default_rng(0)
     cases = []
@@ -321,35 +352,42 @@ def main():
             continue
         cases.append((model, name, kind, shape) + make_case(kind, shape, k, c_out, stride, padding, rng))
 
-    # pass 1: time everything under the allocator's normal settings
-    times = []
-    for i, (model, name, kind, shape, ours, theirs, _) in enumerate(cases):
-        if sys.stderr.isatty():
-            print(f"  timing {i + 1}/{len(cases)} {model} {name}...", end="\r", file=sys.stderr, flush=True)
-        times.append(interleaved_times(ours, theirs, args.repeats, clock=clock, blocks=cores > 1, rounds=args.rounds))
-    # pass 2: memory (the mmap setting it needs slows allocation, so it comes after all timings)
+    # time everything under the allocator's normal settings
+    timed = timed_passes([(ours, theirs) for _, _, _, _, ours, theirs, _ in cases], max(args.passes, 1),
+                         lambda fa, fb: interleaved_times(fa, fb, args.repeats, clock=clock, blocks=cores > 1,
+                                                          rounds=args.rounds))
+    # then memory (the mmap setting it needs slows allocation, so it comes after all timings)
     libc = _glibc_returns_large_blocks()
     memory = [(tracemalloc_peak(ours), rss_peak(ours, libc), rss_peak(theirs, libc) if theirs else None)
               for _, _, _, _, ours, theirs, _ in cases]
     if sys.stderr.isatty():
         print(" " * 60, end="\r", file=sys.stderr)
 
-    head = (f"{'model':6} {'layer':28} {'input NHWC':18} {'cr ms':>8} {'torch ms':>8} {'ratio':>6} {'best':>6} "
-            f"{'cr MB':>7} {'y+g MB':>7} {'RSS cr':>7} {'RSS pt':>7}")
+    head = (f"{'model':6} {'layer':28} {'input NHWC':18} {'cr ms':>8} {'torch ms':>8} {'ratio':>6} {'passes':>11} "
+            f"{'best':>6} {'cr MB':>7} {'y+g MB':>7} {'RSS cr':>7} {'RSS pt':>7}")
     print(head)
     print("-" * len(head))
-    conv_ratios = []
+    conv_ratios, target = [], []
     mb = lambda v: f"{v / 2**20:7.1f}" if v is not None else f"{'-':>7}"  # noqa: E731
-    for (model, name, kind, shape, _, theirs, io_bytes), (ta, tb), (mem, rss_ours, rss_theirs) in \
-            zip(cases, times, memory):
-        t_ours = statistics.median(ta)
-        t_theirs = statistics.median(tb) if tb else float("nan")
-        ratio = t_theirs / t_ours
-        best = min(tb) / min(ta) if tb else float("nan")
-        if kind in ("conv", "tconv") and tb:
+    for (model, name, kind, shape, _, theirs, io_bytes), per_pass, (mem, rss_ours, rss_theirs) in \
+            zip(cases, timed, memory):
+        t_ours = statistics.median(statistics.median(ta) for ta, _ in per_pass)
+        has_torch = bool(per_pass[0][1])
+        t_theirs = statistics.median(statistics.median(tb) for _, tb in per_pass) if has_torch else float("nan")
+        ratios = pass_ratios(per_pass)
+        ratio = statistics.median(ratios)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if has_torch else "-"
+        best = (min(t for _, tb in per_pass for t in tb) / min(t for ta, _ in per_pass for t in ta)
+                if has_torch else float("nan"))
+        if kind != "bn" and has_torch:  # the target: every conv and pool layer
+            target.append((ratio, min(ratios)))
+        if kind in ("conv", "tconv") and has_torch:
             conv_ratios.append(ratio)
         print(f"{model:6} {name:28} {str(shape):18} {t_ours * 1e3:8.2f} {t_theirs * 1e3:8.2f} {ratio:6.2f} "
-              f"{best:6.2f} {mb(mem)} {mb(io_bytes)} {mb(rss_ours)} {mb(rss_theirs)}")
+              f"{spread:>11} {best:6.2f} {mb(mem)} {mb(io_bytes)} {mb(rss_ours)} {mb(rss_theirs)}")
+    if target:
+        print(f"conv and pool layers: {sum(r >= 1 for r, _ in target)}/{len(target)} at ratio >= 1 "
+              f"({sum(low >= 1 for _, low in target)}/{len(target)} in every pass), min {min(r for r, _ in target):.2f}")
     if conv_ratios:
         geo = float(np.exp(np.mean(np.log(conv_ratios))))
         print(f"conv layers: {sum(r >= 1 for r in conv_ratios)}/{len(conv_ratios)} at ratio >= 1, "

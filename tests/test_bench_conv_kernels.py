@@ -38,3 +38,29 @@ def test_without_torch_only_ours_is_timed(bench):
     log = []
     ta, tb = bench.interleaved_times(recorder(log, "a"), None, repeats=4, warmup=0, blocks=True)
     assert len(ta) == 4 and tb == [] and log == ["a"] * 4
+
+
+def test_passes_alternate_which_library_goes_first(bench):
+    log = []
+
+    def time_case(fa, fb):
+        fa()
+        fb()
+        return [log[-2]], [log[-1]]
+    cases = [(recorder(log, "a1"), recorder(log, "b1")), (recorder(log, "a2"), recorder(log, "b2"))]
+    timed = bench.timed_passes(cases, 3, time_case)
+    assert log == ["a1", "b1", "a2", "b2", "b1", "a1", "b2", "a2", "a1", "b1", "a2", "b2"]
+    # each pass's times come back as (ours, theirs) whichever ran first
+    assert timed == [[(["a1"], ["b1"])] * 3, [(["a2"], ["b2"])] * 3]
+
+
+def test_passes_without_torch_time_ours_only(bench):
+    log = []
+    timed = bench.timed_passes([(recorder(log, "a"), None)], 2,
+                               lambda fa, fb: bench.interleaved_times(fa, fb, repeats=1, warmup=0))
+    assert log == ["a", "a"] and [tb for _, tb in timed[0]] == [[], []]
+
+
+def test_pass_ratios_are_torch_over_ours_of_each_pass_median(bench):
+    ratios = bench.pass_ratios([([1.0, 2.0, 9.0], [4.0, 4.0, 1.0]), ([2.0], [1.0]), ([1.0], [])])
+    assert ratios[:2] == [2.0, 0.5] and ratios[2] != ratios[2]
