@@ -1,5 +1,6 @@
 """Pooling and upsampling: the lecture's worked example, the tie rule, gradchecks, Keras's shape
-formula, and PyTorch as the reference (NHWC here, NCHW there)."""
+formula, and PyTorch as the reference (NHWC here, NCHW there). The max-pool tests run on NumPy's
+kernels and on the compiled ones (ops/pool_numba.py, `kernels` fixture), and the two are compared."""
 import math
 
 import numpy as np
@@ -59,7 +60,7 @@ POOL1D = [
 
 
 # ------------------------------------------------------------------ the lecture's worked example
-def test_lecture_max_pool_2x2_stride_1():
+def test_lecture_max_pool_2x2_stride_1(kernels):
     # 2x2 windows at stride 1 over a 5x4 image give (5-2)/1+1 = 4 rows and (4-2)/1+1 = 3 columns.
     x = np.array([[0, 22, 0, 1],
                   [12, 2, 3, 23],
@@ -103,7 +104,7 @@ def _grad_of(op, x, *args, **kwargs):
     return xt.grad
 
 
-def test_max_pool_tie_gradient_goes_to_first_maximal_element_row_major():
+def test_max_pool_tie_gradient_goes_to_first_maximal_element_row_major(kernels):
     # window [[1, 5], [5, 0]]: the 5s tie; row-major order meets (0, 1) before (1, 0)
     g = _grad_of(max_pool2d, np.array([[1, 5], [5, 0]])[None, :, :, None], 2)
     np.testing.assert_array_equal(g[0, :, :, 0], [[0, 1], [0, 0]])
@@ -112,7 +113,7 @@ def test_max_pool_tie_gradient_goes_to_first_maximal_element_row_major():
     np.testing.assert_array_equal(g[0, :, :, 0], [[0, 0], [1, 0]])
 
 
-def test_max_pool_ties_with_overlapping_windows():
+def test_max_pool_ties_with_overlapping_windows(kernels):
     # a constant 3x3 image, 2x2 windows at stride 1: every window's first element is its top-left
     g = _grad_of(max_pool2d, np.ones((1, 3, 3, 1)), 2, 1)
     np.testing.assert_array_equal(g[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
@@ -121,7 +122,7 @@ def test_max_pool_ties_with_overlapping_windows():
     np.testing.assert_array_equal(g[0, :, 0], [1, 1, 0, 0])
 
 
-def test_global_max_pool_tie_rule_matches_max_pool():
+def test_global_max_pool_tie_rule_matches_max_pool(kernels):
     x = np.array([[3, 1], [3, 3]], dtype=np.float32)[None, :, :, None]
     np.testing.assert_array_equal(_grad_of(global_max_pool2d, x)[0, :, :, 0], [[1, 0], [0, 0]])
     np.testing.assert_array_equal(_grad_of(global_max_pool2d, x), _grad_of(max_pool2d, x, 2))
@@ -130,7 +131,7 @@ def test_global_max_pool_tie_rule_matches_max_pool():
 
 @pytest.mark.parametrize("pool_size, stride, padding", [(2, 2, "valid"), (2, 1, "valid"), (3, 2, "same"),
                                                         (3, 1, "same")])
-def test_max_pool_ties_agree_with_torch(torch, rng, pool_size, stride, padding):
+def test_max_pool_ties_agree_with_torch(torch, rng, pool_size, stride, padding, kernels):
     x = rng.integers(0, 3, (2, 6, 7, 3)).astype(np.float32)  # small integers: ties everywhere
     ours = _grad_of(max_pool2d, x, pool_size, stride, padding)
     # PyTorch's argmax picks the same single element per window
@@ -142,13 +143,13 @@ def test_max_pool_ties_agree_with_torch(torch, rng, pool_size, stride, padding):
 # ------------------------------------------------------------------ gradchecks
 @pytest.mark.parametrize("op", [max_pool2d, avg_pool2d])
 @pytest.mark.parametrize("pool_size, stride, padding, shape", POOL2D)
-def test_pool2d_gradcheck(rng, op, pool_size, stride, padding, shape):
+def test_pool2d_gradcheck(rng, op, pool_size, stride, padding, shape, kernels):
     cr.gradcheck(lambda x: op(x, pool_size, stride, padding), distinct(rng, shape))
 
 
 @pytest.mark.parametrize("op", [max_pool1d, avg_pool1d])
 @pytest.mark.parametrize("pool_size, stride, padding, shape", POOL1D)
-def test_pool1d_gradcheck(rng, op, pool_size, stride, padding, shape):
+def test_pool1d_gradcheck(rng, op, pool_size, stride, padding, shape, kernels):
     cr.gradcheck(lambda x: op(x, pool_size, stride, padding), distinct(rng, shape))
 
 
@@ -200,7 +201,7 @@ def torch_pool1d(torch, kind, x, pool_size, stride, padding):
 
 @pytest.mark.parametrize("kind, op", [("max", max_pool2d), ("avg", avg_pool2d)])
 @pytest.mark.parametrize("pool_size, stride, padding, shape", POOL2D)
-def test_pool2d_matches_torch(check_torch, torch, rng, kind, op, pool_size, stride, padding, shape):
+def test_pool2d_matches_torch(check_torch, torch, rng, kind, op, pool_size, stride, padding, shape, kernels):
     x = rng.standard_normal((3,) + shape[1:]).astype(np.float32)
     check_torch(lambda t: op(t, pool_size, stride, padding),
                 lambda t: torch_pool2d(torch, kind, t, pool_size, stride, padding), x)
@@ -208,7 +209,7 @@ def test_pool2d_matches_torch(check_torch, torch, rng, kind, op, pool_size, stri
 
 @pytest.mark.parametrize("kind, op", [("max", max_pool1d), ("avg", avg_pool1d)])
 @pytest.mark.parametrize("pool_size, stride, padding, shape", POOL1D)
-def test_pool1d_matches_torch(check_torch, torch, rng, kind, op, pool_size, stride, padding, shape):
+def test_pool1d_matches_torch(check_torch, torch, rng, kind, op, pool_size, stride, padding, shape, kernels):
     x = rng.standard_normal((3,) + shape[1:]).astype(np.float32)
     check_torch(lambda t: op(t, pool_size, stride, padding),
                 lambda t: torch_pool1d(torch, kind, t, pool_size, stride, padding), x)
@@ -303,7 +304,7 @@ def test_stride_defaults_to_pool_size():
     assert avg_pool1d(cr.zeros((1, 6, 1)), 2).shape == (1, 3, 1)
 
 
-def test_float32_stays_float32(rng):
+def test_float32_stays_float32(rng, kernels):
     x = cr.tensor(rng.standard_normal((1, 5, 5, 2)).astype(np.float32), requires_grad=True)
     outs = [max_pool2d(x, 3, 2, "same"), avg_pool2d(x, 3, 2, "same"), avg_pool2d(x, 2), max_pool2d(x, 2),
             global_avg_pool2d(x), global_max_pool2d(x), upsample2d(x, 2, "bilinear"), upsample2d(x, 2),
@@ -337,7 +338,7 @@ def test_errors_name_the_op_and_the_shapes():
 
 
 @pytest.mark.parametrize("shape,k", [((2, 6, 8, 3), 2), ((1, 5, 7, 2), 2), ((2, 6, 6, 1), 3)])
-def test_disjoint_max_pool_backward_matches_a_brute_force_reference(shape, k):
+def test_disjoint_max_pool_backward_matches_a_brute_force_reference(shape, k, kernels):
     # windows of stride = size (the fast path), with ties (small integers) and a ragged edge
     rng = np.random.default_rng(5)
     x = rng.integers(0, 3, shape).astype(np.float64)
@@ -353,3 +354,39 @@ def test_disjoint_max_pool_backward_matches_a_brute_force_reference(shape, k):
                     i, j = np.unravel_index(np.argmax(window), window.shape)  # first max, row-major
                     expected[n, a * k + i, b * k + j, c] = g[n, a, b, c]
     np.testing.assert_array_equal(np.asarray(t.grad), expected)
+
+
+@pytest.mark.parametrize("pool_size, stride, padding, shape", POOL2D + [(2, None, "valid", (8, 8, 8, 37)),
+                                                                     (3, 1, "same", (3, 9, 7, 5))])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_compiled_max_pool_equals_numpy(pool_size, stride, padding, shape, threads, monkeypatch):
+    from chainrule import accelerate, backend
+    if not accelerate.numba_available():
+        pytest.skip("numba and SciPy are not installed (pip install 'chainrule[fast]')")
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)  # share out even these small images
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 4, shape).astype(np.float32)   # ties in most windows
+    results = {}
+    previous_threads = backend.set_num_threads(threads)
+    previous = accelerate.numba_mode()
+    try:
+        for mode in ("never", "always"):
+            accelerate.set_numba(mode)
+            t = cr.Tensor(x, requires_grad=True)
+            y = max_pool2d(t, pool_size, stride, padding)
+            y.backward(np.random.default_rng(9).standard_normal(y.shape).astype(np.float32))
+            results[mode] = (y.numpy(), np.asarray(t.grad))
+    finally:
+        accelerate.set_numba(previous)
+        backend.set_num_threads(previous_threads)
+    (y_ref, dx_ref), (y, dx) = results["never"], results["always"]
+    assert y.dtype == dx.dtype == np.float32
+    np.testing.assert_array_equal(y, y_ref)
+    # the same gradients reach the same elements; where windows overlap, summed in another order
+    np.testing.assert_array_equal(dx != 0, dx_ref != 0)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-6, atol=1e-6 * np.abs(dx_ref).max())
+
+
+def test_compiled_max_pool_propagates_nan_as_numpy_and_torch(kernels):
+    x = np.array([[1, np.nan], [3, 2]], dtype=np.float32)[None, :, :, None]
+    assert np.isnan(max_pool2d(cr.tensor(x), 2).numpy()).all()
