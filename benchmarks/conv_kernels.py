@@ -5,8 +5,8 @@
 
 For each layer: one forward and a backward that asks for every gradient (input, kernel, bias),
 timed as the median of `repeats` runs after a warm-up, chainrule and PyTorch interleaved run by
-run so that load from other processes hits both alike (with more than one thread, in blocks: see
-`interleaved_times`). PyTorch runs in NCHW with its own weight
+run so that load from other processes hits both alike (with more than one thread, in blocks, each
+warmed up until the other library's threads are idle: see `interleaved_times`). PyTorch runs in NCHW with its own weight
 layout and torch.set_num_threads(cores), as users would run it; chainrule in NHWC with Keras's
 layouts. A pass times every layer once; `passes` sweeps (default 5) give each layer independent
 measurements seconds apart, the library timed first alternating from pass to pass.
@@ -190,7 +190,7 @@ def make_case(kind, shape, k, c_out, stride, padding, rng):
 
 # ------------------------------------------------------------------ measuring
 
-def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False, rounds=1):
+def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks=False, rounds=1, warm_s=0.0):
     """Seconds of each run of fa and of fb, run alternately so that background load hits both alike.
 
     blocks=True (used with more than one thread) alternates blocks instead of runs: `rounds` times,
@@ -200,14 +200,24 @@ def interleaved_times(fa, fb, repeats, warmup=2, clock=time.perf_counter, blocks
     6.1 ms in a block of its own; PyTorch's own runs move alike). More rounds spread a change in
     the machine's load over both libraries, but put chainrule's blocks in PyTorch's wake more often:
     on the U-Net's convs, 2 threads, back to back, 1 round gave geometric means 1.49 and 1.43, 3
-    rounds 1.38 and 1.41 (`--rounds`; default 1)."""
+    rounds 1.38 and 1.41 (`--rounds`; default 1).
+
+    With blocks, each block's warm-up also lasts at least `warm_s` seconds, long enough for the other
+    library's idle threads to stop spinning: PyTorch's OpenMP worker spins on its core for several
+    ms after a parallel region, and in chainrule's next block took that core from chainrule's own
+    worker (U-Net layers, two threads, per block of 17 runs: PyTorch's threads ran 8.4 ms, median,
+    while chainrule's worker waited 6.4 ms for a core, `/proc/self/task/*/schedstat`). A pause
+    (sleep) before each block instead also let PyTorch's threads go idle, but then both libraries'
+    first runs were slow, chainrule's more (the U-Net's 64x64 layers 1.2-1.5x their time): an idle
+    vCPU comes back slowly on this VM. chainrule's worker spins 0.2 ms, then sleeps.
+    """
     if blocks:
         ta, tb = [], []
         for r in range(rounds):
             share = repeats // rounds + (r < repeats % rounds)
-            ta += _block_times(fa, share, warmup, clock)
+            ta += _block_times(fa, share, warmup, clock, warm_s)
             if fb is not None:
-                tb += _block_times(fb, share, warmup, clock)
+                tb += _block_times(fb, share, warmup, clock, warm_s)
         return ta, tb
     for _ in range(warmup):
         fa()
@@ -248,8 +258,11 @@ def pass_ratios(timed):
     return [statistics.median(tb) / statistics.median(ta) if tb else float("nan") for ta, tb in timed]
 
 
-def _block_times(fn, repeats, warmup, clock):
+def _block_times(fn, repeats, warmup, clock, warm_s=0.0):
+    start = clock()
     for _ in range(warmup):
+        fn()
+    while clock() - start < warm_s:
         fn()
     times = []
     for _ in range(repeats):
@@ -316,6 +329,8 @@ def main():
                         help="threads for both libraries (default: all cores; BLAS set through threadpoolctl)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="with several threads: alternate the two libraries' blocks this many times")
+    parser.add_argument("--warm-ms", type=float, default=25,
+                        help="with several threads: each block's warm-up lasts at least this long (see interleaved_times)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this process's CPU time, steadier on a busy machine (sums the threads)")
     args = parser.parse_args()
@@ -337,6 +352,7 @@ def main():
     print(f"numpy {np.__version__}{' (' + blas + ')' if blas else ''}; chainrule kernels: {compiled}; "
           f"torch {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}; "
           f"{os.cpu_count()} cores; {args.clock} clock, median of {args.repeats} runs, {args.passes} passes, "
+          f"{f'warm-ups of {args.warm_ms:g} ms or more, ' if cores > 1 else ''}"
           f"forward + backward (all gradients)")
     only = {m.strip() for m in args.only.split(",") if m.strip()}
     rng = np.random.default_rng(0)
@@ -355,7 +371,7 @@ def main():
     # time everything under the allocator's normal settings
     timed = timed_passes([(ours, theirs) for _, _, _, _, ours, theirs, _ in cases], max(args.passes, 1),
                          lambda fa, fb: interleaved_times(fa, fb, args.repeats, clock=clock, blocks=cores > 1,
-                                                          rounds=args.rounds))
+                                                          rounds=args.rounds, warm_s=args.warm_ms / 1e3))
     # then memory (the mmap setting it needs slows allocation, so it comes after all timings)
     libc = _glibc_returns_large_blocks()
     memory = [(tracemalloc_peak(ours), rss_peak(ours, libc), rss_peak(theirs, libc) if theirs else None)

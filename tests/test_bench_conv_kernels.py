@@ -64,3 +64,16 @@ def test_passes_without_torch_time_ours_only(bench):
 def test_pass_ratios_are_torch_over_ours_of_each_pass_median(bench):
     ratios = bench.pass_ratios([([1.0, 2.0, 9.0], [4.0, 4.0, 1.0]), ([2.0], [1.0]), ([1.0], [])])
     assert ratios[:2] == [2.0, 0.5] and ratios[2] != ratios[2]
+
+
+def test_block_warm_ups_last_at_least_warm_s(bench):
+    log, now = [], [0.0]
+
+    def clock():  # a quarter of a second a reading (exact in binary)
+        now[0] += 0.25
+        return now[0]
+    ta, tb = bench.interleaved_times(recorder(log, "a"), recorder(log, "b"), repeats=2, warmup=1, clock=clock,
+                                     blocks=True, warm_s=1.0)
+    assert len(ta) == len(tb) == 2
+    # each block: one warm-up, more until the clock has moved 1 s (three more), then two timed runs
+    assert log == ["a"] * 6 + ["b"] * 6
