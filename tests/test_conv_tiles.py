@@ -1,7 +1,8 @@
 """Convolutions whose receptive fields tile the image exactly (stride = kernel, no padding or dilation:
-the U-Net's 2x2 stride-2 up-convolutions), ops/conv.py's `_scatter_tiles` and `_tile_products`: the
-compiled kernels (ops/tiles_numba.py) equal NumPy's to 1e-12 in float64, on one to three threads,
-with small blocks and large, for every subset of gradients; gradchecked in float64 on both kernels."""
+the U-Net's 2x2 stride-2 up-convolutions; a conv2d's input gradient at stride = kernel), ops/conv.py's
+`_scatter_tiles` and `_tile_products`: the compiled kernels (ops/tiles_numba.py) equal NumPy's to 1e-12
+in float64, on one to three threads, with small blocks and large, for every subset of gradients;
+gradchecked in float64 on both kernels."""
 import numpy as np
 import pytest
 
@@ -88,15 +89,33 @@ def test_compiled_kernels_run_on_the_up_convolution(threads, numba_kernels, monk
 
 
 @pytest.mark.parametrize("x_shape,k,c_out", TILE_CASES, ids=IDS)
-def test_conv_with_stride_equal_to_kernel_equals_numpy(x_shape, k, c_out, numba_kernels, monkeypatch):
-    # conv2d's input gradient takes the same compiled untile (no bias) when its fields tile x
+@pytest.mark.parametrize("wrt", [(0, 1, 2), (0,), (1,)], ids=["all", "x", "w"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("relu", [False, True], ids=["plain", "relu"])
+def test_conv_with_stride_equal_to_kernel_equals_numpy(x_shape, k, c_out, wrt, threads, relu, numba_kernels,
+                                                       monkeypatch):
+    # conv2d's input gradient takes the compiled untile (no bias) when its fields tile x
     monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
     rng = np.random.default_rng(6)
     n, h, w, c = x_shape
     arrays = (normal(rng, (n, h * k[0], w * k[1], c)), normal(rng, k + (c, c_out)), normal(rng, (c_out,)))
-    reference, compiled = both_kernels(lambda x, w, b: conv2d(x, w, b, stride=k), arrays, (0, 1, 2))
+    previous = backend.set_num_threads(threads)
+    try:
+        reference, compiled = both_kernels(
+            lambda x, w, b: conv2d(x, w, b, stride=k, activation="relu" if relu else None), arrays, wrt)
+    finally:
+        backend.set_num_threads(previous)
     for r, c in zip(reference, compiled):
         np.testing.assert_allclose(c, r, rtol=0, atol=1e-12 * max(1.0, np.abs(r).max()))
+
+
+@pytest.mark.parametrize("x_shape,k,c_out", TILE_CASES, ids=IDS)
+def test_conv_gradcheck_when_tiles_are_exact(x_shape, k, c_out, kernels, monkeypatch):
+    monkeypatch.setattr(backend, "_PARALLEL_ELEMENTS", 1)
+    rng = np.random.default_rng(10)
+    n, h, w, c = x_shape
+    cr.gradcheck(lambda x, w, b: conv2d(x, w, b, stride=k),
+                 normal(rng, (n, h * k[0], w * k[1], c)), normal(rng, k + (c, c_out)), normal(rng, (c_out,)))
 
 
 @pytest.mark.parametrize("x_shape,k,c_out", TILE_CASES, ids=IDS)
