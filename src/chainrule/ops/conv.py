@@ -450,13 +450,13 @@ def _tile_products(p, w2, q, geom, need_q, need_w, need_b):
 
     def run(rows, post=backend._NO_POST):
         dw = np.empty(w2.shape if need_w else (0, 0), p.dtype)
-        db = np.empty(geom.c if need_b else 0, p.dtype)
+        db = np.empty(geom.c if need_b else 0)   # float64: a sum over every pixel of the batch
         tiles_numba.tile_products(p, w2, q, geom.kh, geom.kw, rows[0], rows[1], block, need_q, need_w, need_b,
                                   dq, dw, db, *post)
         return dw, db
     shares = backend.parallel_map(run, runs, handoff=True)
     return (dq if need_q else None, _sum_of([dw for dw, _ in shares]) if need_w else None,
-            _sum_of([db for _, db in shares]) if need_b else None)
+            _sum_of([db for _, db in shares]).astype(p.dtype) if need_b else None)
 
 
 # ------------------------------------------------------------------ one GEMM per kernel tap

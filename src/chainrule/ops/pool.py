@@ -126,7 +126,7 @@ def _lowest(dtype):
 # Both walk the kernel offsets, not the pixels: kh*kw whole-array operations on strided views.
 def _max_pool(xd, k, s, pads, out):
     """max over each window of xd (N, H, W, C); returns the output and its backward g -> dx."""
-    if accelerate.wants_numba(xd) and k[0] * k[1] <= 256:
+    if accelerate.wants_numba(xd) and k[0] * k[1] <= 256:   # (the compiled kernels name the max's offset in a byte)
         return _max_pool_compiled(xd, k, s, pads, out)
     xp = backend.array_module(xd)
     padded = _pad(xd, pads, _lowest(xd.dtype))  # the lowest value never wins a window's max

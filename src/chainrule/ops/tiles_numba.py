@@ -10,9 +10,10 @@ C_out) owns one kh x kw tile of the big image p (N, Ho*kh, Wo*kw, C), and tiles(
     tile_products:  dq = tiles(p) @ w2,  dW = tiles(p)^T @ q,  db = the sum of p's pixels
                                                       a transposed conv's backward
 
-A thread's run of rows is one call with the GIL released, in blocks of about _BLOCK_BYTES of tiles;
-the products are BLAS calls (numba's np.dot), the copies loops over unsigned offsets (see
-ops/winograd_numba.py: numba's wraparound check on a signed index keeps LLVM from vectorizing them).
+A thread's run of rows is one call with the GIL released, `block` rows at a time (ops/conv.py sizes
+the blocks, _TILE_BLOCK_BYTES); the products are BLAS calls (numba's np.dot), the copies loops over
+unsigned offsets (see ops/winograd_numba.py: numba's wraparound check on a signed index keeps LLVM
+from vectorizing them). The bias gradient adds up in float64, as batch norm's sums do.
 
 Imported only when numba is (see chainrule.accelerate).
 """
@@ -63,8 +64,8 @@ def untile(q, w2, bias, kh, kw, r0, r1, block, p, posted, targets):
 @njit(**_JIT)
 def tile_products(p, w2, q, kh, kw, r0, r1, block, need_q, need_w, need_b, dq, dw, db, posted, targets):
     """For rows r0 .. r1 - 1, block rows at a time: dq[r] = tiles(p)[r] @ w2 (when need_q), dw =
-    tiles(p)^T @ q over these rows (need_w; dw is overwritten), db = the sum of these tiles' pixels
-    (need_b; overwritten). First, post(posted, targets) (chainrule.spinpool)."""
+    tiles(p)^T @ q over these rows (need_w; dw is overwritten), db (float64) = the sum of these tiles'
+    pixels (need_b; overwritten). First, post(posted, targets) (chainrule.spinpool)."""
     post(posted, targets)
     _, hp, wp, c = p.shape
     ho, wo = hp // kh, wp // kw
