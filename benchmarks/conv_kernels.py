@@ -6,9 +6,9 @@
 For each layer: one forward and a backward that asks for every gradient (input, kernel, bias),
 timed as the median of `repeats` runs after a warm-up, chainrule and PyTorch interleaved run by
 run so that load from other processes hits both alike (with more than one thread, in blocks, each
-warmed up until the other library's threads are idle: see `interleaved_times`). PyTorch runs in NCHW with its own weight
-layout and torch.set_num_threads(cores), as users would run it; chainrule in NHWC with Keras's
-layouts. A pass times every layer once; `passes` sweeps (default 5) give each layer independent
+warmed up until the other library's threads are idle: see `interleaved_times`). PyTorch runs in
+NCHW with its own weight layout and torch.set_num_threads(cores), as users would run it;
+chainrule in NHWC with Keras's layouts. A pass times every layer once; `passes` sweeps (default 5) give each layer independent
 measurements seconds apart, the library timed first alternating from pass to pass.
 ratio = torch ms / chainrule ms of a pass's medians, the median over the passes, so > 1 means
 chainrule is faster; "passes" gives the lowest and highest pass's ratio (a shared machine's slow

@@ -502,7 +502,7 @@ def torch_conv_transpose2d(torch, x, w, b, stride, dilation, axes):
 @pytest.mark.parametrize("x_shape,k,c_out,kwargs", TRANSPOSE_CASES + [
     ((2, 4, 4, 16), (2, 2), 8, dict(stride=2)),   # a U-Net up-convolution
 ], ids=[str(c) for c in TRANSPOSE_CASES] + ["unet"])
-def test_conv_transpose2d_matches_torch(x_shape, k, c_out, kwargs, rng, check_torch, torch):
+def test_conv_transpose2d_matches_torch(x_shape, k, c_out, kwargs, rng, check_torch, torch, kernels):
     s = kwargs.get("stride", 1)
     s = (s, s) if isinstance(s, int) else s
     d = kwargs.get("dilation", 1)

@@ -396,7 +396,7 @@ def _scatter_tiles(grad, w2, geom, c, bias=None):
     Plus `bias` when given (a transposed convolution's forward)."""
     xp = backend.array_module(grad)
     dx = xp.empty((geom.n, geom.h, geom.w, c), dtype=grad.dtype)
-    if dx.size and accelerate.wants_numba(grad, w2) and (bias is None or accelerate.wants_numba(bias)):
+    if dx.size and accelerate.wants_numba(grad, w2):   # (a bias has their dtype: _check_dtypes)
         from . import tiles_numba
         grad, w2 = np.ascontiguousarray(grad), np.ascontiguousarray(w2)
         b = np.empty(0, grad.dtype) if bias is None else np.ascontiguousarray(bias)
