@@ -194,12 +194,15 @@ def test_set_conv_algorithm_refuses_unknown_names():
 @pytest.mark.parametrize("keep,relu,need", [(True, True, (1, 1, 1)), (False, False, (1, 1, 1)),
                                             (True, False, (1, 0, 0)), (False, True, (0, 1, 1)),
                                             (False, False, (0, 0, 1))])
-def test_compiled_kernels_equal_numpys(threads, keep, relu, need, monkeypatch, everywhere):
+@pytest.mark.parametrize("nn_tiles", [0, 10 ** 9])
+def test_compiled_kernels_equal_numpys(threads, keep, relu, need, nn_tiles, monkeypatch, everywhere):
     """winograd.forward and .backward on the compiled kernels against NumPy's, every combination of
-    kept tiles, ReLU mask and asked-for gradient, on 1-3 threads (chunks shared unevenly on 3)."""
+    kept tiles, ReLU mask and asked-for gradient, on 1-3 threads (chunks shared unevenly on 3), with
+    dV from a transposed copy of U and without (_NN_TILES)."""
     from chainrule import accelerate
     if not accelerate.numba_available():
         pytest.skip("numba and SciPy are not installed")
+    monkeypatch.setattr(winograd, "_NN_TILES", nn_tiles)
     rng = np.random.default_rng(5)
     cases = [((5, 9, 11, 8), (3, 3), 12, "same"), ((3, 12, 9, 16), (5, 5), 8, "same"),
              ((4, 18, 12, 16), (3, 3), 8, "same"), ((7, 5, 5, 8), (3, 3), 8, "valid"), ((3, 1, 17, 8), (1, 3), 8, "same")]

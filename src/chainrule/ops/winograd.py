@@ -53,6 +53,7 @@ _CHUNK_TILES = 64                   # at least this many tiles (GEMM rows) per c
 _MIN_TILES = 32                     # fewer tiles in the batch: thin GEMMs, a kernel transform as big as the data
 _MIN_SAVING = 2.5                   # ragged tiles (a 3x3 output in a 4x4 tile) waste the saving
 _SHARE_CHANNELS = 8                 # threads share out the channels (few tiles) when each gets this many
+_NN_TILES = 128                     # from this many tiles in the batch, dV = dM @ U^T reads a transposed copy of U
 
 
 @functools.lru_cache(maxsize=None)
@@ -416,11 +417,13 @@ def _compiled_backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b):
     relu_out = np.empty((0, 0, 0, 0), dtype=dtype) if relu_out is None else np.ascontiguousarray(relu_out)
     kept = np.empty(0, dtype=dtype) if kept is None else kept
     dx = np.empty((geom.n, geom.h, geom.w, geom.c) if need_x else (0, 0, 0, 0), dtype=dtype)
+    tiles = geom.n * p.h.tiles * p.w.tiles
+    ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if need_x and tiles >= _NN_TILES else np.empty((0, 0, 0), dtype)
 
     def run(chunks, post=backend._NO_POST):
         du = np.empty((p.h.a * p.w.a, geom.c, u.shape[2]) if need_w else (0, 0, 0), dtype=dtype)
         db = np.empty(u.shape[2], dtype=dtype)
-        winograd_numba.backward(g, x, u, *mats, relu_out, *sizes, chunks.start, chunks.stop,
+        winograd_numba.backward(g, x, u, ut, *mats, relu_out, *sizes, chunks.start, chunks.stop,
                                 bool(need_x), bool(need_w), bool(need_b), kept, dx, du, db, *post)
         return du, db
     (du, db), *rest = backend.parallel_map(run, runs, handoff=True)
