@@ -4,8 +4,9 @@ numba's threads without the GIL.
 ops/winograd.py is the reference and explains the algebra; this file only restates its chunk loop
 as compiled code, step for step: gather the padded tiles, V = B_h^T d B_w, M[e] = V[e] @ U[e],
 y = A_h^T M A_w (forward), and dM = A_h dY A_w^T, dU[e] = V[e]^T dM[e], dV[e] = dM[e] U[e]^T,
-dx = B_h dV B_w^T folded back tile by tile (backward). The products are BLAS calls (numba's
-np.dot); the gathers and scatters are loops. Each call runs the chunks first .. last - 1 with the
+dx = B_h dV B_w^T folded back tile by tile (backward). The channel products are BLAS calls (numba's
+np.dot); the transforms are the generated loops of ops/winograd_codelets.py (BLAS for the kernel's);
+the gathers and scatters are loops. Each call runs the chunks first .. last - 1 with the
 GIL released for all of it: chainrule's threads (backend.parallel_map) each call it on their own
 run of chunks, so each writes only its own images of y and dx, and its own share of dU and db.
 
