@@ -208,7 +208,7 @@ def _products(v2, u, bias, o0, ones):
 @njit(**_JIT)
 def _add_bias_grad(dm, ones, db):
     """db += the sum over tiles of dM at the all-ones position (dm (a*a, tiles, C_out)): the bias was
-    added there, so its gradient is read there."""
+    added there, so its gradient is read there. db is float64 (thousands of float32 terms)."""
     for q in range(dm.shape[1]):
         row = dm[ones, q]
         for o in range(db.shape[0]):
@@ -254,7 +254,7 @@ def backward(g, x, u, ut, bth, btw, ath, atw, relu_out, top, left, tiles_h, tile
     b_h_t, b_w_t = np.ascontiguousarray(bth.T), np.ascontiguousarray(btw.T)
     if first == last:
         du[:] = 0
-    db[:] = 0
+    sums = np.zeros(co, np.float64)
     for chunk in range(first, last):
         n0 = chunk * step
         count = min(step, n - n0)
@@ -263,7 +263,7 @@ def backward(g, x, u, ut, bth, btw, ath, atw, relu_out, top, left, tiles_h, tile
         _gather_grads(g, relu_out, n0, count, tiles_h, tiles_w, 0, dy)
         dm = _two_sided(a_h_t, a_w_t, dy, np.empty((a_h, a_w, t, co), g.dtype), codelets.A).reshape(a_h * a_w, t, co)
         if need_b:
-            _add_bias_grad(dm, ones, db)
+            _add_bias_grad(dm, ones, sums)
         if need_w:
             if kept.size:
                 v = _kept(kept, n0, count, a_h, a_w, tiles_h * tiles_w, c)
@@ -288,6 +288,8 @@ def backward(g, x, u, ut, bth, btw, ath, atw, relu_out, top, left, tiles_h, tile
             dd = _two_sided(b_h_t, b_w_t, dv.reshape(a_h, a_w, t, c), np.empty((a_h, a_w, t, c), g.dtype), codelets.B)
             dx[n0:n0 + count] = 0
             _fold_tiles(dd, n0, count, tiles_h, tiles_w, m_h, m_w, top, left, 0, dx)
+    for o in range(co):
+        db[o] = sums[o]
 
 
 # ---------------------------------------------------------------- threads sharing channels, not images
@@ -351,8 +353,10 @@ def backward_channels(g, x, u_flat, bounds, bth, btw, ath, atw, gh_t, gw_t, relu
     co = o1 - o0
     own = dm_flat[e_all * t * o0:e_all * t * o1].reshape(e_all, t, co)
     if need_b:
-        db[o0:o1] = 0
-        _add_bias_grad(own, ones, db[o0:o1])
+        sums = np.zeros(co, np.float64)
+        _add_bias_grad(own, ones, sums)
+        for o in range(co):
+            db[o0 + o] = sums[o]
     if need_w and co:
         if kept.size:
             v = kept.reshape((a_h, a_w, t, c))
