@@ -401,7 +401,7 @@ def _scatter_tiles(grad, w2, geom, c, bias=None):
         grad, w2 = np.ascontiguousarray(grad), np.ascontiguousarray(w2)
         b = np.empty(0, grad.dtype) if bias is None else np.ascontiguousarray(bias)
         runs, block = _tile_runs(geom, w2.shape[0], w2.shape[1], grad.itemsize)
-        backend.parallel_map(lambda run, post=backend._NO_POST: tiles_numba.untile(
+        backend.parallel_map(lambda run, post: tiles_numba.untile(
             grad, w2, b, geom.kh, geom.kw, run[0], run[1], block, dx, *post), runs, handoff=True)
         return dx
     rows = geom.ho * geom.wo
@@ -448,7 +448,7 @@ def _tile_products(p, w2, q, geom, need_q, need_w, need_b):
     runs, block = _tile_runs(geom, w2.shape[0], w2.shape[1] * (need_q + need_w), p.itemsize)
     dq = np.empty(q.shape, p.dtype) if need_q else np.empty((0, 0), p.dtype)
 
-    def run(rows, post=backend._NO_POST):
+    def run(rows, post):
         dw = np.empty(w2.shape if need_w else (0, 0), p.dtype)
         db = np.empty(geom.c if need_b else 0)   # float64: a sum over every pixel of the batch
         tiles_numba.tile_products(p, w2, q, geom.kh, geom.kw, rows[0], rows[1], block, need_q, need_w, need_b,
@@ -588,7 +588,7 @@ def _by_taps(xd, wd, bd, geom, places, relu=False):
         xd, wk = np.ascontiguousarray(xd), np.ascontiguousarray(wk)
         none4 = np.empty((0, 0, 0, 0), dtype=xd.dtype)
 
-    def forward(run, post=backend._NO_POST):
+    def forward(run, post=backend._NO_POST):  # NumPy's path is called without post
         if compiled:
             y = np.empty(y_shape, dtype=xd.dtype)
             taps_numba.forward(xd, wk, _tap_table(run), geom.sh, geom.sw, y, *post)

@@ -268,7 +268,7 @@ def _batch_norm_compiled(x, gamma, gamma_d, beta, beta_d, running_mean, running_
         """kernel(*inputs, first, last, out) for each run of rows, on its own thread; with `sums`, each
         run's (2, C) float64 sums, added up in the runs' order."""
         parts = np.empty((len(runs), 2, c)) if sums else None
-        backend.parallel_map(lambda i, post=backend._NO_POST: kernel(
+        backend.parallel_map(lambda i, post: kernel(
             *inputs, runs[i].start, runs[i].stop, parts[i] if sums else out, *post), range(len(runs)), handoff=True)
         return parts.sum(axis=0) if sums else out
 

@@ -176,14 +176,14 @@ def _max_pool_compiled(xd, k, s, pads, out):
     tiled = tuple(s) == tuple(k) and (out[0] * s[0], out[1] * s[1]) == (h, w)   # (no padding then)
 
     images = backend.slices(n) if backend.worth_threads(x.size, backend.FACTOR_PASS) else [slice(0, n)]
-    backend.parallel_map(lambda r, post=backend._NO_POST: pool_numba.forward(
+    backend.parallel_map(lambda r, post: pool_numba.forward(
         x, *geometry, r.start, r.stop, y, where, *post), images, handoff=True)
     shape, dtype = x.shape, x.dtype   # all the backward needs of x: it reads g and `where`
 
     def backward(g):
         g = np.ascontiguousarray(g, dtype=dtype)
         dx = np.empty(shape, dtype=dtype)
-        backend.parallel_map(lambda r, post=backend._NO_POST: pool_numba.backward(
+        backend.parallel_map(lambda r, post: pool_numba.backward(
             g, where, *geometry, tiled, r.start, r.stop, dx, *post), images, handoff=True)
         return dx
     return y, backward

@@ -401,7 +401,7 @@ def _compiled_forward(x, u, p, bias, keep, relu):
     out = np.empty((geom.n, p.h.tiles * p.h.m, p.w.tiles * p.w.m, u.shape[2]), dtype=dtype)
     kept = np.empty(p.h.a * p.w.a * geom.n * p.h.tiles * p.w.tiles * geom.c if keep else 0, dtype=dtype)
     bias = np.empty(0, dtype=dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-    backend.parallel_map(lambda run, post=backend._NO_POST: winograd_numba.forward(x, u, *mats, bias, bool(relu), *sizes,
+    backend.parallel_map(lambda run, post: winograd_numba.forward(x, u, *mats, bias, bool(relu), *sizes,
                                                                   run.start, run.stop, out, kept, *post),
                          runs, handoff=True)
     if out.shape[1:3] != (geom.ho, geom.wo):
@@ -425,7 +425,7 @@ def _compiled_backward(g, x, u, p, need_x, need_w, kept, relu_out, need_b):
     tiles = geom.n * p.h.tiles * p.w.tiles
     ut = np.ascontiguousarray(u.transpose(0, 2, 1)) if need_x and tiles >= _NN_TILES else np.empty((0, 0, 0), dtype)
 
-    def run(chunks, post=backend._NO_POST):
+    def run(chunks, post):
         du = np.empty((p.h.a * p.w.a, geom.c, u.shape[2]) if need_w else (0, 0, 0), dtype=dtype)
         db = np.empty(u.shape[2], dtype=dtype)
         winograd_numba.backward(g, x, u, ut, *mats, relu_out, *sizes, chunks.start, chunks.stop,
@@ -505,7 +505,7 @@ def _forward_channels(x, w, p, bias, keep, relu, shares):
     sizes = (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones)
     nothing = np.empty(0, dtype=dtype)
 
-    def run(share, post=backend._NO_POST):
+    def run(share, post):
         lo, hi = bounds[share], bounds[share + 1]
         winograd_numba.forward_channels(x, w, *mats, bias, bool(relu), *sizes, lo, hi, out,
                                         kept if share == 0 else nothing,
@@ -530,7 +530,7 @@ def _backward_channels(g, x, state, p, need_x, need_w, relu_out, need_b):
     mats = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (p.h.bt, p.w.bt, p.h.at, p.w.at, p.h.g.T, p.w.g.T))
     sizes = (geom.pads[0][0], geom.pads[1][0], p.h.tiles, p.w.tiles, p.ones)
 
-    def run(share, post=backend._NO_POST):
+    def run(share, post):
         c = c_slices[share]
         winograd_numba.backward_channels(g, x, u_flat, bounds, *mats, relu_out, *sizes, share, c.start, c.stop,
                                          bool(need_x), bool(need_w), bool(need_b), kept, dx, dw, db, *post)
