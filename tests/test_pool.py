@@ -390,3 +390,41 @@ def test_compiled_max_pool_equals_numpy(pool_size, stride, padding, shape, threa
 def test_compiled_max_pool_propagates_nan_as_numpy_and_torch(kernels):
     x = np.array([[1, np.nan], [3, 2]], dtype=np.float32)[None, :, :, None]
     assert np.isnan(max_pool2d(cr.tensor(x), 2).numpy()).all()
+
+
+@pytest.mark.parametrize("pool,stride", [(2, 2), (2, 1), (3, 2)])
+def test_a_nan_windows_gradient_goes_to_its_last_nan_on_both_kernels(pool, stride, kernels):
+    """As PyTorch's max_pool2d: the window's max is NaN and its last NaN (row-major order) takes its
+    gradient; windows without NaN give theirs to the first maximum as always."""
+    x = np.arange(36, dtype=np.float64).reshape(1, 6, 6, 1)
+    x[0, 1, 1, 0] = x[0, 1, 0, 0] = x[0, 4, 5, 0] = np.nan
+    t = cr.Tensor(x, requires_grad=True)
+    y = max_pool2d(t, pool, stride)
+    y.backward(np.ones(y.shape))
+    ref = np.zeros_like(x)
+    out = y.shape[1]
+    for i in range(out):
+        for j in range(out):
+            window = x[0, i * stride:i * stride + pool, j * stride:j * stride + pool, 0]
+            nans = np.argwhere(np.isnan(window))
+            r, c = nans[-1] if len(nans) else np.unravel_index(np.argmax(window), window.shape)
+            assert np.isnan(y.numpy()[0, i, j, 0]) == bool(len(nans))
+            ref[0, i * stride + r, j * stride + c, 0] += 1
+    np.testing.assert_array_equal(np.asarray(t.grad), ref)
+
+
+def test_a_nan_windows_gradient_goes_where_torchs_does(kernels):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 7, 3))
+    x[rng.random(x.shape) < 0.15] = np.nan
+    for pool, stride, padding in ((2, 2, "valid"), (3, 1, "valid"), (3, 2, "valid")):
+        t = cr.Tensor(x, requires_grad=True)
+        y = max_pool2d(t, pool, stride, padding)
+        g = rng.standard_normal(y.shape)
+        y.backward(g)
+        xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+        yt = torch.nn.functional.max_pool2d(xt, pool, stride)
+        yt.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
+        np.testing.assert_array_equal(y.numpy(), yt.detach().numpy().transpose(0, 2, 3, 1))
+        np.testing.assert_allclose(np.asarray(t.grad), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)

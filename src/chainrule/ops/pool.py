@@ -149,13 +149,33 @@ def _max_pool(xd, k, s, pads, out):
             return _disjoint_max_backward(g, xd, y, k, s, out)
         dpad = xp.zeros(padded.shape, dtype=g.dtype)
         taken = xp.zeros(y.shape, dtype=bool)
-        for i, j in _offsets(k):
+        late = _last_nans(padded, y, k, s, out)
+        for index, (i, j) in enumerate(_offsets(k)):
             window = _offset(i, j, s, out)
             winner = (padded[window] == y) > taken  # for booleans, a > b is "a and not b"
+            if late:
+                winner |= late[index]
             taken |= winner
             dpad[window] += g * winner  # overlapping windows (stride < size) accumulate here
         return _crop(dpad, pads, xd.shape)
     return y, backward
+
+
+def _last_nans(source, y, k, s, out):
+    """[] when no window's max y is NaN (one pass over y). Else one mask per offset, row-major, of
+    the windows whose last NaN sits there: a window holding a NaN has max NaN (np.maximum's rule),
+    and PyTorch's max_pool2d and the compiled kernel give its gradient to that NaN (a NaN replaces
+    the running max as they walk the window); `v == y` finds no NaN."""
+    xp = backend.array_module(y)
+    if y.dtype.kind != "f" or not xp.isnan(y).any():
+        return []
+    masks, seen = [], xp.zeros(y.shape, dtype=bool)
+    for i, j in reversed(_offsets(k)):
+        v = source[_offset(i, j, s, out)]
+        hit = (v != v) > seen
+        seen |= hit
+        masks.append(hit)
+    return masks[::-1]
 
 
 def _max_pool_compiled(xd, k, s, pads, out):
@@ -200,6 +220,7 @@ def _disjoint_max_backward(g, xd, y, k, s, out):
 
     def part_backward(part):  # images `part` of the batch; the threads share the batch
         x_p, y_p, g_p, dx_p = xd[part], y[part], g[part], dx[part]
+        late = _last_nans(x_p, y_p, k, s, out)
         taken = None
         for index, (i, j) in enumerate(offsets):
             window = _offset(i, j, s, out)
@@ -208,6 +229,8 @@ def _disjoint_max_backward(g, xd, y, k, s, out):
                 xp.greater(winner, taken, out=winner)  # for booleans, a > b is "a and not b"
             if index + 1 < len(offsets):
                 taken = winner.copy() if taken is None else xp.logical_or(taken, winner, out=taken)
+            if late:
+                winner |= late[index]
             xp.multiply(g_p, winner, out=dx_p[window])
 
     backend.parallel_slices(len(xd), part_backward, xd.size, backend.FACTOR_PASS)
