@@ -2,7 +2,7 @@
 chainrule's threads (backend.parallel_map) each run one call on their own images, without the GIL.
 
     forward    y = the max of each window, and which of its kh*kw offsets held it (row-major order,
-               the first of equal maxima; a NaN wins, as in np.maximum and PyTorch)
+               the first of equal maxima; a NaN wins, the last NaN, as in np.maximum and PyTorch)
     backward   dx[the offset that held the max] += g: a copy where the windows tile x exactly
 
 The forward keeps the offset of each maximum (one byte per output), so the backward reads g and
