@@ -32,7 +32,7 @@ transformed tiles (~1 MB) stay in the CPU's L2 cache, so the transforms (small G
 41.5 ms Winograd in one piece, 9.2 ms in 2-image chunks); the chunks are shared out over
 chainrule's threads. The compiled kernels (ops/winograd_numba.py) run the transforms as
 straight-line loops that use the matrices' zeros and +-p symmetry (ops/winograd_codegen.py):
-2-5x faster than those GEMMs.
+1.2-5x faster than those GEMMs.
 
 Accuracy: the points 0, +-1, +-2 (and +-1/2 for 8x8 tiles) keep float32 results within ~1e-5 of
 the output's largest value (the tests compare with the im2col path and with PyTorch).

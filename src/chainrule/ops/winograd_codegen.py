@@ -81,11 +81,11 @@ class _Terms:
         self.mat, self.consts = mat, {}
 
     def write(self, terms):
-        """terms: [(i, k, variable, sign)]: sign * mat[i, k] * variable, mat[i, k] != 0."""
+        """terms: [(i, k, variable)]: the sum of mat[i, k] * variable, each mat[i, k] != 0."""
         groups = {}
-        for i, k, var, sign in terms:
+        for i, k, var in terms:
             value = self.mat[i, k]
-            groups.setdefault(abs(value), []).append((i, k, var, sign * np.sign(value)))
+            groups.setdefault(abs(value), []).append((i, k, var, np.sign(value)))
         parts = []
         for magnitude in sorted(groups, key=lambda g: (g != 1, g)):
             members = groups[magnitude]
@@ -125,21 +125,21 @@ def _body(mat):
                 if k in skip or mat[i, k] == 0:
                     continue
                 if k in paired:
-                    row.append((i, k, f"t{k}" if i % 2 == paired[k][1] else f"s{k}", 1))
+                    row.append((i, k, f"t{k}" if i % 2 == paired[k][1] else f"s{k}"))
                 else:
-                    row.append((i, k, f"a{k}", 1))
+                    row.append((i, k, f"a{k}"))
             lines.append(f"y{i}[j] = {terms.write(row)}")
     else:                                    # rows in pairs: out(+p), out(-p) = e + o, e - o
         done = set()
         for i, j, parity in row_pairs:
-            even = [(i, k, f"a{k}", 1) for k in range(cols) if mat[i, k] and k % 2 != parity]
-            odd = [(i, k, f"a{k}", 1) for k in range(cols) if mat[i, k] and k % 2 == parity]
+            even = [(i, k, f"a{k}") for k in range(cols) if mat[i, k] and k % 2 != parity]
+            odd = [(i, k, f"a{k}") for k in range(cols) if mat[i, k] and k % 2 == parity]
             lines += [f"e{i} = {terms.write(even)}", f"o{i} = {terms.write(odd)}",
                       f"y{i}[j] = e{i} + o{i}", f"y{j}[j] = e{i} - o{i}"]
             done |= {i, j}
         for i in range(rows):
             if i not in done:
-                lines.append(f"y{i}[j] = {terms.write([(i, k, f'a{k}', 1) for k in range(cols) if mat[i, k]])}")
+                lines.append(f"y{i}[j] = {terms.write([(i, k, f'a{k}') for k in range(cols) if mat[i, k]])}")
     return lines, terms.consts
 
 
