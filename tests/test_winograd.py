@@ -325,7 +325,7 @@ def test_the_unets_8x8_layers_share_channels_on_two_threads():
     from chainrule import accelerate
     if not accelerate.numba_available():
         pytest.skip("numba and SciPy are not installed")
-    previous = cr.set_num_threads(2)
+    previous, previous_mode = cr.set_num_threads(2), accelerate.set_numba("auto")   # whatever CHAINRULE_NUMBA says
     try:
         for c, c_out, expected in ((128, 128, True), (256, 128, True), (64, 64, False)):   # 64: not worth threads
             p = winograd.plan(geometry((8, 8, 8, c), 3, c_out), np.dtype(np.float32))
@@ -335,6 +335,7 @@ def test_the_unets_8x8_layers_share_channels_on_two_threads():
         assert winograd._channel_shares(p, np.zeros((8, 16, 16, 64), np.float32), np.zeros((3, 3, 64, 64), np.float32)) is None
     finally:
         cr.set_num_threads(previous)
+        accelerate.set_numba(previous_mode)
 
 
 def test_threads_sharing_channels_recompute_v_when_the_forward_kept_none(channel_shares):
