@@ -82,3 +82,19 @@ def test_scratch_starts_half_a_page_away(dtype):
         far = [min((pos - p.ctypes.data) % 4096, (p.ctypes.data - pos) % 4096) for p in (a, b)]
         gap = (b.ctypes.data - a.ctypes.data) % 4096 or 4096
         assert min(far) >= max(gap, 4096 - gap) // 2 - 64, (oa, ob, far)
+
+
+@needs_numba
+def test_the_generator_handles_pairs_with_an_empty_half_and_equal_rows():
+    """Branches no current transform takes: a pair whose even columns are all zero, two equal rows
+    (no pair), a column pair (the transpose)."""
+    from numba import njit, uint64
+    mat = np.array([[0., 1., 0., 2.], [0., -1., 0., -2.], [1., 3., 1., 1.], [1., 3., 1., 1.]])
+    rng = np.random.default_rng(0)
+    for m in (mat, np.ascontiguousarray(mat.T)):
+        space = {"njit": njit, "uint64": uint64, "_JIT": {}}
+        exec(codegen._codelet("f", m, [], "bt"), space)
+        d = rng.standard_normal((4, 9))
+        out = np.empty((4, 9))
+        space["f"](m, d, out)
+        np.testing.assert_allclose(out, m @ d, rtol=0, atol=1e-14)

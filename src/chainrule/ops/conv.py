@@ -435,7 +435,7 @@ def _tile_runs(geom, k, width, itemsize):
     when the work (as `_chunks` counts it) is worth sharing, and the rows per block (about
     _TILE_BLOCK_BYTES of tiles, k floats a row)."""
     rows = geom.n * geom.ho * geom.wo
-    parts = backend._slices(rows) if backend.worth_threads(_chunks(geom, k, width)[2]) else [slice(0, rows)]
+    parts = backend.slices(rows) if backend.worth_threads(_chunks(geom, k, width)[2]) else [slice(0, rows)]
     return [(s.start, s.stop) for s in parts], max(1, _TILE_BLOCK_BYTES // (k * itemsize))
 
 

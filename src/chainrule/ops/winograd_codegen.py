@@ -54,9 +54,10 @@ def _matrices():
 
 
 def _mirror(u, v, parity):
-    """Whether v is u with the entries at odd positions (parity 1) or even ones (0) negated."""
+    """Whether v is u with the entries at odd positions (parity 1) or even ones (0) negated, some of
+    those nonzero (equal rows are no pair)."""
     sign = np.where(np.arange(u.size) % 2 == parity, -1.0, 1.0)
-    return bool(np.any(u)) and np.array_equal(v, u * sign)
+    return bool(np.any(u[sign < 0])) and np.array_equal(v, u * sign)
 
 
 def _pairs(mat):
@@ -97,7 +98,8 @@ class _Terms:
             self.consts[name] = (i, k)
             inner = _signed([("+" if s * ref > 0 else "-", var) for _, _, var, s in members])
             parts.append(("+", f"{name} * {inner}" if len(members) == 1 else f"{name} * ({inner})"))
-        return _signed(parts) if parts else "zero"
+        assert parts, "a sum with no terms: a row of zeros, or an empty half of a pair (see _body)"
+        return _signed(parts)
 
 
 def _signed(parts):
@@ -134,8 +136,11 @@ def _body(mat):
         for i, j, parity in row_pairs:
             even = [(i, k, f"a{k}") for k in range(cols) if mat[i, k] and k % 2 != parity]
             odd = [(i, k, f"a{k}") for k in range(cols) if mat[i, k] and k % 2 == parity]
-            lines += [f"e{i} = {terms.write(even)}", f"o{i} = {terms.write(odd)}",
-                      f"y{i}[j] = e{i} + o{i}", f"y{j}[j] = e{i} - o{i}"]
+            if not even:     # (_mirror makes the odd half nonempty)
+                lines += [f"o{i} = {terms.write(odd)}", f"y{i}[j] = o{i}", f"y{j}[j] = -o{i}"]
+            else:
+                lines += [f"e{i} = {terms.write(even)}", f"o{i} = {terms.write(odd)}",
+                          f"y{i}[j] = e{i} + o{i}", f"y{j}[j] = e{i} - o{i}"]
             done |= {i, j}
         for i in range(rows):
             if i not in done:
@@ -154,8 +159,6 @@ def _codelet(name, mat, families, role):
             if len(used) > 1 else f"    x{used[0]} = d[{used[0]}]"]
     out += [f"    y{i} = out[{i}]" for i in range(rows)]
     out += [f"    {c} = mat[{i}, {k}]" for c, (i, k) in sorted(consts.items())]
-    if any("zero" in line for line in body):
-        out.append("    zero = mat[0, 0] - mat[0, 0]")
     out.append("    for j in range(uint64(d.shape[1])):")
     out += [f"        {line}" for line in body]
     return "\n".join(out)
